@@ -1,0 +1,48 @@
+# DMP Pipeline. `make up` runs it, `make test` tests it. `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help up down status test test-unit lint typecheck bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create the virtualenv and install dependencies
+
+up: $(STAMP) ## start broker, store and the three services in the background (idempotent)
+	$(PY) -m infra.stack up
+
+down: ## stop what `make up` started (data stays in var/)
+	@if [ -x $(PY) ]; then $(PY) -m infra.stack down; fi
+
+status: $(STAMP) ## show what is running
+	$(PY) -m infra.stack status
+
+test: $(STAMP) ## the full test suite; starts and stops its own broker and store on free ports
+	$(PY) -m pytest
+
+test-unit: $(STAMP) ## only the fast tests, no broker or store
+	$(PY) -m pytest -m unit
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP) ## mypy, strict
+	$(VENV)/bin/mypy shared services infra
+
+bench: $(STAMP) ## the benchmark; prints a table and writes var/bench/latest.json
+	$(PY) -m bench
+
+clean: down ## stop everything and delete var/ (data, logs, built tools) and the virtualenv
+	rm -rf var $(VENV)

@@ -1,0 +1,74 @@
+"""aggregate's composition root: the consumer loop, the store, and the read API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.aggregate.api import router
+from services.aggregate.repository import MongoRepository, Repository
+from services.aggregate.settings import AggregateSettings
+from services.aggregate.worker import AggregateWorker
+from shared.health import MetricsMiddleware, health_router, install_error_handler
+from shared.service import FatalHandler, run
+from shared.store import connect, store_reachable
+
+
+def create_app(settings: AggregateSettings, repository: Repository | None = None,
+               worker: AggregateWorker | None = None, on_fatal: FatalHandler | None = None) -> FastAPI:
+    """The read API; with no `repository` the lifespan connects MongoDB and starts the consumer."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if repository is not None:
+            app.state.repository = repository
+            yield
+            return
+        client = connect(settings.mongodb_url, "dmp-aggregate")
+        mongo = MongoRepository(client, settings.mongodb_database)
+        await mongo.ensure_indexes()
+        app.state.repository = mongo
+        app.state.mongo = client
+        app.state.worker = worker or AggregateWorker(settings, mongo, on_fatal=on_fatal)
+        await app.state.worker.start()
+        try:
+            yield
+        finally:
+            await app.state.worker.stop()
+            await client.close()
+
+    app = FastAPI(title="DMP aggregate", version="0.1.0", lifespan=lifespan,
+                  description="Submission status and the views analysts read.")
+    app.state.repository = repository
+    app.state.worker = None
+    app.add_middleware(MetricsMiddleware, service="aggregate")
+    install_error_handler(app)
+    app.include_router(router)
+
+    async def store_ok() -> bool:
+        return await store_reachable(app.state.mongo)
+
+    async def broker_ok() -> bool:
+        return bool(app.state.worker and await app.state.worker.broker_ok())
+
+    async def partitions_assigned() -> bool:
+        return bool(app.state.worker and app.state.worker.assigned())
+
+    app.include_router(health_router(lambda: {"store": store_ok, "broker": broker_ok,
+                                              "partitions": partitions_assigned}))
+    return app
+
+
+def main() -> None:
+    settings = AggregateSettings()
+
+    def build(on_fatal: FatalHandler) -> FastAPI:
+        return create_app(settings, on_fatal=on_fatal)
+
+    run("aggregate", settings, build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Reading the three submission topics into projection events."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from services.aggregate.projection import Event
+from shared.envelope import content_hash
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def to_event(topic: str, partition: int, offset: int, value: bytes | None, topics: Topics) -> Event | None:
+    """The projection event for one record, or None (logged) if it cannot be read."""
+    try:
+        raw = orjson.loads(value or b"")
+        if topic == topics.received:
+            return Event("received", raw["id"], raw["type"], offset,
+                         content_hash(raw["type"], raw["schema_version"], raw["data"]),
+                         raw["received_at"], raw["submitted_by"], raw["received_at"])
+        if topic == topics.validated:
+            return Event("validated", raw["id"], raw["type"], raw["received"]["seq"], raw["data_hash"],
+                         raw["validated_at"], raw["submitted_by"], raw["received_at"], data=raw["data"],
+                         source=str(partition), offset=offset)
+        if topic == topics.rejected:
+            return Event("rejected", raw["id"], raw["type"], raw["received"]["seq"], raw["data_hash"],
+                         raw["rejected_at"], raw["submitted_by"], raw["received_at"], errors=raw["errors"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        log.error("unreadable event skipped", extra={"topic": topic, "partition": partition, "offset": offset,
+                                                     "error": repr(exc)})
+        return None
+    return None

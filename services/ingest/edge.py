@@ -1,0 +1,70 @@
+"""Reading a submission off an HTTP request: content type, size, JSON, envelope shape. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from pydantic import ValidationError
+
+from shared.envelope import SUBMISSION_TYPES, ErrorDetail, SubmissionCreate
+from shared.errors import DmpError
+
+
+class BadSubmission(DmpError):
+    """The request is not a submission at all; `status` is the HTTP answer, `errors` say why."""
+
+    def __init__(self, status: int, errors: list[ErrorDetail]) -> None:
+        super().__init__(errors[0].msg if errors else "bad submission")
+        self.status = status
+        self.errors = errors
+
+
+def _problem(status: int, loc: list[str | int], msg: str, code: str) -> BadSubmission:
+    return BadSubmission(status, [ErrorDetail(loc=loc, msg=msg, type=code)])
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body; 415 for another content type, 413 past `limit` bytes, 400 if not JSON."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise _problem(415, ["header", "content-type"],
+                       f"must be application/json, got {content_type or 'nothing'!r}", "unsupported_media_type")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _problem(413, ["body"], f"is {declared} bytes; the limit is {limit}", "body_too_large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _problem(413, ["body"], f"is larger than the limit of {limit} bytes", "body_too_large")
+    if not body:
+        raise _problem(400, ["body"], "is empty; send one submission as JSON", "empty_body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _problem(400, ["body"], f"is not valid JSON: {exc}", "invalid_json") from None
+
+
+def parse_envelope(value: Any) -> SubmissionCreate:
+    """The envelope, or 422 naming every envelope field that is missing or wrong."""
+    if not isinstance(value, dict):
+        raise _problem(422, ["body"], f"must be a JSON object (one submission), got {type(value).__name__}",
+                       "not_an_object")
+    try:
+        return SubmissionCreate.model_validate(value)
+    except ValidationError as exc:
+        raise BadSubmission(422, [_detail(e) for e in exc.errors(include_url=False)]) from None
+
+
+def _detail(error: Any) -> ErrorDetail:
+    loc = ["body", *error["loc"]]
+    code, msg = error["type"], error["msg"]
+    if error["loc"] == ("type",) and code == "literal_error":
+        msg, code = f"unknown submission type; known types: {', '.join(SUBMISSION_TYPES)}", "unknown_type"
+    elif code == "missing":
+        msg = "is required"
+    elif code == "extra_forbidden":
+        msg = "is not an envelope field (type-specific fields go inside `data`)"
+    return ErrorDetail(loc=loc, msg=msg, type=code)

@@ -1,0 +1,89 @@
+"""Turns one received event into the event to publish: validated or rejected. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from services.validate.rules import RULES_VERSION, Accepted, validate
+from shared.envelope import (
+    EVENT_REJECTED,
+    EVENT_VALIDATED,
+    ErrorDetail,
+    Provenance,
+    SubmissionReceived,
+    SubmissionRejected,
+    SubmissionValidated,
+    cloudevent_headers,
+    content_hash,
+    dumps,
+    new_trace_id,
+    trace_id_from,
+    utcnow,
+)
+from shared.topics import Topics
+
+VALIDATOR = f"dmp-validate/0.1.0 rules={RULES_VERSION}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    accepted: bool
+    type: str = ""
+
+
+def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], partition: int, offset: int,
+           topics: Topics) -> Outgoing:
+    """Validate one received event; a value that is not even an event is rejected, never dropped."""
+    provenance = Provenance(partition=partition, seq=offset)
+    now = utcnow()
+    try:
+        received = SubmissionReceived.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        return _unreadable(raw, key, headers, provenance, exc, topics)
+    trace_id = trace_id_from(headers.get("traceparent", b"").decode(errors="replace")) or received.trace_id
+    digest = content_hash(received.type, received.schema_version, received.data)
+    outcome = validate(received)
+    if isinstance(outcome, Accepted):
+        event: SubmissionValidated | SubmissionRejected = SubmissionValidated(
+            id=received.id, type=received.type, schema_version=received.schema_version, data=outcome.data,
+            data_hash=digest, received=provenance, submitted_by=received.submitted_by,
+            received_at=received.received_at, validated_at=now, validator=VALIDATOR, trace_id=trace_id)
+        topic, ce_type = topics.validated, EVENT_VALIDATED
+    else:
+        event = SubmissionRejected(
+            id=received.id, type=received.type, original=orjson.loads(raw or b"{}"), errors=outcome.errors,
+            data_hash=digest, received=provenance, submitted_by=received.submitted_by,
+            received_at=received.received_at, rejected_at=now, rejected_by=VALIDATOR, trace_id=trace_id)
+        topic, ce_type = topics.rejected, EVENT_REJECTED
+    return Outgoing(topic, received.id, dumps(event), cloudevent_headers(ce_type, received.id, trace_id, now),
+                    accepted=isinstance(outcome, Accepted), type=received.type)
+
+
+def _unreadable(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], provenance: Provenance,
+                exc: ValidationError, topics: Topics) -> Outgoing:
+    now = utcnow()
+    try:
+        original: Any = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        original = {"raw": (raw or b"").decode(errors="replace")}
+    if not isinstance(original, dict):
+        original = {"raw": original}
+    submission_id = (key or b"").decode(errors="replace") or str(original.get("id", ""))
+    trace_id = trace_id_from(headers.get("traceparent", b"").decode(errors="replace")) or new_trace_id()
+    errors = [ErrorDetail(loc=["event", *e["loc"]], msg=e["msg"], type="malformed_event")
+              for e in exc.errors(include_url=False)]
+    event = SubmissionRejected(
+        id=submission_id, type=str(original.get("type", "")), original=original, errors=errors,
+        data_hash=content_hash("", 0, original), received=provenance,
+        submitted_by=str(original.get("submitted_by", "")), received_at=now, rejected_at=now,
+        rejected_by=VALIDATOR, trace_id=trace_id)
+    return Outgoing(topics.rejected, submission_id, dumps(event),
+                    cloudevent_headers(EVENT_REJECTED, submission_id, trace_id, now), accepted=False)

@@ -1,0 +1,59 @@
+"""Reference data the rules check against: ISO codes from pycountry, drugs and units from versioned files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+import pycountry
+
+DATA = Path(__file__).resolve().parent / "data"
+EARLIEST_DATE = date(1990, 1, 1)
+
+
+@dataclass(frozen=True)
+class Drug:
+    code: str
+    category: str
+    forms: tuple[str, ...]
+    units: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Conversion:
+    to: str
+    factor: Decimal
+
+
+@cache
+def drugs() -> dict[str, Drug]:
+    """The drug list: code → category, forms and the units those forms allow."""
+    raw = json.loads((DATA / "drugs.v1.json").read_text())
+    forms: dict[str, list[str]] = raw["forms"]
+    table = {}
+    for code, spec in raw["drugs"].items():
+        units = [u for form in spec["forms"] for u in forms[form]] + spec.get("also_units", [])
+        table[code] = Drug(code, spec["category"], tuple(spec["forms"]), tuple(dict.fromkeys(units)))
+    return table
+
+
+@cache
+def conversions() -> tuple[str, dict[str, Conversion]]:
+    """The unit conversion table and its version label (recorded with every normalised value)."""
+    raw = json.loads((DATA / "units.v1.json").read_text())
+    return raw["version"], {u: Conversion(c["to"], Decimal(c["factor"])) for u, c in raw["units"].items()}
+
+
+@cache
+def countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-3 codes."""
+    return frozenset(c.alpha_3 for c in pycountry.countries)
+
+
+def latest_allowed_date() -> date:
+    """Today in the timezone furthest ahead (UTC+14): nowhere on Earth is a later date today."""
+    return (datetime.now(UTC) + timedelta(hours=14)).date()

@@ -1,0 +1,154 @@
+"""The submission envelope and the events every stage publishes about it.
+
+A field officer sends a `SubmissionCreate`; ingest publishes it as `SubmissionReceived`;
+validate publishes `SubmissionValidated` or `SubmissionRejected`. Every event is keyed by the
+submission id, so all versions of one submission stay on one partition, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+SUBMISSION_TYPES: tuple[str, ...] = ("seizure",)
+"""Types ingest accepts. DOMAIN.md lists more; each arrives with its rules."""
+
+SubmissionType = Literal["seizure"]
+Status = Literal["received", "validated", "rejected"]
+EVENT_SOURCE = "urn:dmp:pipeline"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ErrorDetail(BaseModel):
+    """One problem with a submission: where (`loc`), what (`msg`, for people) and a code (`type`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class SubmissionCreate(BaseModel):
+    """What a field officer sends: one submission of one type (DOMAIN.md, the envelope)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID = Field(description="Client-chosen UUID; the idempotency key. Same id, new data = amendment.")
+    type: SubmissionType = Field(description="What is reported.")
+    schema_version: Literal[1] = Field(1, description="Version of the type's data schema.")
+    data: dict[str, Any] = Field(description="The type-specific fields (DOMAIN.md).")
+
+
+class SubmissionReceived(BaseModel):
+    """Published by ingest: the envelope as received, plus who sent it, when, and a trace id."""
+
+    id: str
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    submitted_by: str
+    received_at: datetime
+    trace_id: str
+
+
+class Provenance(BaseModel):
+    """Where in the received log a decision came from; `seq` orders versions of one submission."""
+
+    partition: int
+    seq: int = Field(description="Offset of the received event: later versions have larger seq.")
+
+
+class SubmissionValidated(BaseModel):
+    """Published by validate: the normalised submission."""
+
+    id: str
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    data_hash: str
+    received: Provenance
+    submitted_by: str
+    received_at: datetime
+    validated_at: datetime
+    validator: str
+    trace_id: str
+
+
+class SubmissionRejected(BaseModel):
+    """Published by validate: the untouched original plus every reason (a replayable bad row)."""
+
+    id: str
+    type: str
+    original: dict[str, Any]
+    errors: list[ErrorDetail]
+    data_hash: str
+    received: Provenance
+    submitted_by: str
+    received_at: datetime
+    rejected_at: datetime
+    rejected_by: str
+    trace_id: str
+
+
+def dumps(value: Any) -> bytes:
+    """Encode an event or document as compact JSON (datetimes as ISO 8601)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return orjson.dumps(value)
+
+
+def content_hash(type_: str, schema_version: int, data: Any) -> str:
+    """A stable digest of what was submitted: the same data in any key order hashes the same."""
+    canonical = orjson.dumps({"type": type_, "schema_version": schema_version, "data": data},
+                             option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+def traceparent(trace_id: str) -> str:
+    """A W3C `traceparent` header value for `trace_id` with a fresh span id."""
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def trace_id_from(traceparent_value: str | None) -> str | None:
+    """The trace id inside a W3C `traceparent`, or None if absent or malformed."""
+    if not traceparent_value:
+        return None
+    parts = traceparent_value.strip().split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        try:
+            int(parts[1], 16)
+        except ValueError:
+            return None
+        return parts[1].lower()
+    return None
+
+
+def cloudevent_headers(event_type: str, subject: str, trace_id: str, time: datetime) -> list[tuple[str, bytes]]:
+    """CloudEvents Kafka binding attributes (`ce_*`) plus a W3C `traceparent`."""
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(uuid.uuid4()).encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_source", EVENT_SOURCE.encode()),
+        ("ce_subject", subject.encode()),
+        ("ce_time", time.isoformat().encode()),
+        ("content-type", b"application/json"),
+        ("traceparent", traceparent(trace_id).encode()),
+    ]
+
+
+EVENT_RECEIVED = "org.dmp.submission.received.v1"
+EVENT_VALIDATED = "org.dmp.submission.validated.v1"
+EVENT_REJECTED = "org.dmp.submission.rejected.v1"

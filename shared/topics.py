@@ -1,0 +1,28 @@
+"""Kafka topic names (CONTRACT.md). A namespace prefix isolates test runs on a shared broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RECEIVED = "dmp.submissions.received.v1"
+VALIDATED = "dmp.submissions.validated.v1"
+REJECTED = "dmp.submissions.rejected.v1"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The three submission topics, optionally under a namespace prefix."""
+
+    received: str = RECEIVED
+    validated: str = VALIDATED
+    rejected: str = REJECTED
+
+    @classmethod
+    def under(cls, namespace: str) -> Topics:
+        """Topics named `<namespace>.<contract name>`; the contract names when namespace is empty."""
+        if not namespace:
+            return cls()
+        return cls(f"{namespace}.{RECEIVED}", f"{namespace}.{VALIDATED}", f"{namespace}.{REJECTED}")
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.received, self.validated, self.rejected)

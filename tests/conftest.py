@@ -1,0 +1,125 @@
+"""Fixtures: a real broker and store per test session (free ports), the services as processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from infra import kafka, services, store
+from infra.proc import VAR, stop_pid
+
+T = TypeVar("T")
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, from the folder it lives in."""
+    for item in items:
+        for tier in TIERS:
+            if f"{os.sep}{tier}{os.sep}" in str(item.path):
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@dataclass(frozen=True)
+class Infra:
+    bootstrap: str
+    mongodb_url: str
+    engine: str
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """A Kafka broker and a store started for this session, on free ports, under var/test/."""
+    base = VAR / "test" / uuid.uuid4().hex[:12]
+    external_store = os.environ.get("DMP_TEST_MONGODB_URL")
+    local_store = None if external_store else store.start(base / "store")
+    broker = kafka.start(base / "kafka")
+    try:
+        yield Infra(broker.bootstrap, external_store or local_store.url,  # type: ignore[union-attr]
+                    "external" if external_store else local_store.engine)  # type: ignore[union-attr]
+    finally:
+        broker.stop()
+        if local_store is not None:
+            local_store.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1,
+               what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@dataclass
+class Stack:
+    """The three services as processes on free ports, on a fresh topic namespace and database."""
+
+    infra: Infra
+    namespace: str
+    database: str
+    base: Path
+    procs: dict[str, services.Service]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.infra.bootstrap, "MONGODB_URL": self.infra.mongodb_url,
+                "MONGODB_DATABASE": self.database, "DMP_TOPIC_NAMESPACE": self.namespace,
+                "VALIDATE_GROUP_ID": f"{self.namespace}-validate",
+                "VALIDATE_TRANSACTIONAL_ID": f"{self.namespace}-validate-0",
+                "AGGREGATE_GROUP_ID": f"{self.namespace}-aggregate",
+                "INGEST_PUBLISH_TIMEOUT_S": "5"}
+
+    def url(self, name: str) -> str:
+        return self.procs[name].url
+
+    def start(self, name: str, port: int | None = None) -> services.Service:
+        from infra.proc import free_port
+
+        svc = services.start(name, port or free_port(), self.base / f"{name}.log", self.env)
+        self.procs[name] = svc
+        services.wait_ready(svc, timeout=60)
+        return svc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, no chance to drain or commit."""
+        proc = self.procs[name].proc
+        assert proc is not None
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for svc in self.procs.values():
+            if svc.proc is not None:
+                if svc.proc.poll() is None:
+                    stop_pid(svc.proc.pid, timeout=20)
+                svc.proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def stack(infra: Infra) -> Iterator[Stack]:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    base = VAR / "test" / "stacks" / namespace
+    stack = Stack(infra, namespace, f"dmp_{namespace}", base, {})
+    try:
+        for name in services.SERVICES:
+            stack.start(name)
+        yield stack
+    finally:
+        stack.stop_all()
+        stack.procs.clear()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""ingest's HTTP edge with an in-memory broker: what is published, and clear answers to bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from shared.kafka import InMemoryPublisher
+from tests.factories import envelope
+
+
+@pytest.fixture
+def publisher() -> InMemoryPublisher:
+    return InMemoryPublisher()
+
+
+@pytest.fixture
+async def client(publisher: InMemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IngestSettings(max_body_bytes=4096, status_base_url="http://status.test")
+    app = create_app(settings, publisher=publisher)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c:
+        yield c
+
+
+async def test_accepted_submission_is_published_keyed_by_id_with_who_when_and_trace(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    body = envelope()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = await client.post("/v1/submissions", json=body, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+
+    assert response.status_code == 202
+    assert response.json() == {"id": body["id"], "status": "received", "trace_id": trace,
+                               "status_url": f"http://status.test/v1/submissions/{body['id']}"}
+    [record] = publisher.records
+    assert record.topic == "dmp.submissions.received.v1"
+    assert record.key == body["id"]
+    event = orjson.loads(record.value)
+    assert event["data"] == body["data"]
+    assert event["submitted_by"] and event["received_at"] and event["trace_id"] == trace
+    headers = dict(record.headers)
+    assert headers["ce_type"] == b"org.dmp.submission.received.v1"
+    assert headers["ce_subject"] == body["id"].encode()
+    assert headers["traceparent"].startswith(f"00-{trace}-".encode())
+
+
+async def test_broker_down_is_503_with_retry_after_and_never_202(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    publisher.fail = True
+    response = await client.post("/v1/submissions", json=envelope())
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["detail"][0]["type"] == "unavailable"
+
+
+@pytest.mark.parametrize(("content", "headers", "status", "code"), [
+    (b"{not json", {"content-type": "application/json"}, 400, "invalid_json"),
+    (b"", {"content-type": "application/json"}, 400, "empty_body"),
+    (b"id=1", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+    (b"{}", {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+    (b"[1, 2]", {"content-type": "application/json"}, 422, "not_an_object"),
+    (b'{"id": "1"}' + b" " * 5000, {"content-type": "application/json"}, 413, "body_too_large"),
+])
+async def test_requests_that_are_not_a_submission_get_a_named_error(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher, content: bytes, headers: dict[str, str],
+        status: int, code: str) -> None:
+    response = await client.post("/v1/submissions", content=content, headers=headers)
+    assert response.status_code == status
+    assert response.json()["detail"][0]["type"] == code
+    assert publisher.records == []
+
+
+async def test_envelope_problems_are_all_named(client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    response = await client.post("/v1/submissions", json={"id": "not-a-uuid", "type": "sizure", "data": [],
+                                                          "extra": 1})
+    assert response.status_code == 422
+    found = {tuple(e["loc"]): e["type"] for e in response.json()["detail"]}
+    assert found == {("body", "id"): "uuid_parsing", ("body", "type"): "unknown_type",
+                     ("body", "data"): "dict_type", ("body", "extra"): "extra_forbidden"}
+    assert publisher.records == []
+
+
+async def test_missing_id_is_named(client: httpx.AsyncClient) -> None:
+    body = envelope()
+    del body["id"]
+    response = await client.post("/v1/submissions", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [{"loc": ["body", "id"], "msg": "is required", "type": "missing"}]
+
+
+async def test_field_rules_are_not_ingests_business(client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    response = await client.post("/v1/submissions", json=envelope(quantity=-1, country="nowhere"))
+    assert response.status_code == 202
+    assert len(publisher.records) == 1
+
+
+async def test_health_and_openapi_are_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "live"}
+    assert (await client.get("/health/ready")).status_code == 200
+    schema = (await client.get("/openapi.json")).json()
+    assert "/v1/submissions" in schema["paths"]
+    assert "dmp_http_requests_total" in (await client.get("/metrics")).text
