@@ -12,10 +12,13 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from prometheus_client import Counter
 
 from shared.errors import InfrastructureUnavailable
 
 log = logging.getLogger(__name__)
+
+EVENTS_PRODUCED = Counter("dmp_events_produced_total", "Events produced", ["service", "topic"])
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -73,7 +76,11 @@ class KafkaPublisher:
         )
 
     async def start(self) -> None:
-        await self.producer.start()
+        try:
+            await self.producer.start()
+        except (KafkaError, OSError) as exc:
+            await self.producer.stop()
+            raise InfrastructureUnavailable(f"cannot connect to the broker: {exc!r}") from exc
 
     async def stop(self) -> None:
         await self.producer.stop()

@@ -27,13 +27,12 @@ from shared.envelope import (
 )
 from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler
-from shared.kafka import KafkaPublisher, Publisher, ensure_topics
+from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Publisher, ensure_topics
 from shared.service import FatalHandler, run
 
 log = logging.getLogger(__name__)
 
 SUBMISSIONS = Counter("dmp_ingest_submissions_total", "Submissions answered", ["type", "outcome"])
-EVENTS_PRODUCED = Counter("dmp_events_produced_total", "Events produced", ["service", "topic"])
 
 
 class SubmissionAccepted(BaseModel):

@@ -9,12 +9,11 @@ from prometheus_client import Counter
 
 from services.validate.decision import decide
 from services.validate.settings import ValidateSettings
-from shared.kafka import build_consumer, ensure_topics
+from shared.kafka import EVENTS_PRODUCED, build_consumer, ensure_topics
 from shared.service import FatalHandler
 from shared.worker import Batch, BatchWorker, last_offsets
 
 DECISIONS = Counter("dmp_validate_decisions_total", "Submissions decided", ["type", "outcome"])
-EVENTS_PRODUCED = Counter("dmp_events_produced_total", "Events produced", ["service", "topic"])
 
 
 class ValidateWorker(BatchWorker):

@@ -1,0 +1,1 @@
+"""The `dmp` command line for field officers, analysts and operators."""

@@ -1,0 +1,88 @@
+"""validate on the real broker: one decision per received event, exactly once across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.validate.settings import ValidateSettings
+from services.validate.worker import ValidateWorker
+from shared.envelope import SubmissionReceived, dumps
+from tests.conftest import Infra
+from tests.factories import seizure_data
+
+
+async def decisions(infra: Infra, topics: list[str], expected: int, settle_ms: int = 1500) -> list[dict]:
+    """Every committed event on `topics`, read until `expected` arrived and nothing more comes."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=infra.bootstrap, auto_offset_reset="earliest",
+                                group_id=f"g-{uuid.uuid4().hex}", isolation_level="read_committed")
+    await consumer.start()
+    got: list[dict] = []
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                batch = await consumer.getmany(timeout_ms=settle_ms if len(got) >= expected else 5000)
+                if not batch and len(got) >= expected:
+                    return got
+                got += [orjson.loads(r.value) | {"_topic": r.topic} for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+
+
+async def test_each_received_event_gets_exactly_one_decision_across_a_restart(infra: Infra) -> None:
+    namespace = f"v{uuid.uuid4().hex[:8]}"
+    settings = ValidateSettings(kafka_bootstrap_servers=infra.bootstrap, topic_namespace=namespace,
+                                group_id=f"{namespace}-validate", transactional_id=f"{namespace}-tx")
+    topics = settings.topics
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, enable_idempotence=True)
+    worker = ValidateWorker(settings)
+    await worker.start()
+    await producer.start()
+    try:
+        for index, sid in enumerate(ids):
+            data = seizure_data(quantity=-1 if index % 4 == 0 else 10)
+            event = SubmissionReceived(id=sid, type="seizure", schema_version=1, data=data, submitted_by="t",
+                                       received_at=datetime.now(UTC), trace_id="1" * 32)
+            await producer.send_and_wait(topics.received, dumps(event), key=sid.encode())
+            if index == 19:  # restart halfway: committed work must not be redone
+                await worker.stop()
+                worker = ValidateWorker(settings)
+                await worker.start()
+        got = await decisions(infra, [topics.validated, topics.rejected], expected=len(ids))
+    finally:
+        await producer.stop()
+        await worker.stop()
+
+    assert sorted(e["id"] for e in got) == sorted(ids)
+    rejected = {e["id"] for e in got if e["_topic"] == topics.rejected}
+    assert rejected == {sid for index, sid in enumerate(ids) if index % 4 == 0}
+    for event in got:
+        if event["_topic"] == topics.rejected:
+            assert event["original"]["data"]["quantity"] == -1
+            assert [e["loc"] for e in event["errors"]] == [["data", "quantity"]]
+        else:
+            assert event["data"]["normalised"] == {"quantity": 0.01, "unit": "kg", "rules": "units.v1"}
+
+
+async def test_unreadable_event_is_rejected_not_dropped(infra: Infra) -> None:
+    namespace = f"v{uuid.uuid4().hex[:8]}"
+    settings = ValidateSettings(kafka_bootstrap_servers=infra.bootstrap, topic_namespace=namespace,
+                                group_id=f"{namespace}-validate", transactional_id=f"{namespace}-tx")
+    worker = ValidateWorker(settings)
+    await worker.start()
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topics.received, b"{not json", key=b"k1")
+        [event] = await decisions(infra, [settings.topics.rejected], expected=1)
+    finally:
+        await producer.stop()
+        await worker.stop()
+    assert event["id"] == "k1"
+    assert event["original"] == {"raw": "{not json"}
+    assert event["errors"][0]["type"] == "malformed_event"
