@@ -14,12 +14,21 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-SUBMISSION_TYPES: tuple[str, ...] = ("seizure",)
-"""Types ingest accepts. DOMAIN.md lists more; each arrives with its rules."""
+SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {
+    "seizure": (1, 2),
+    "price": (1,),
+    "financial_case": (1,),
+    "treatment_facility": (1,),
+    "training": (1,),
+}
+"""Each submission type and the schema versions accepted for it (the last is the current one)."""
 
-SubmissionType = Literal["seizure"]
+SUBMISSION_TYPES: tuple[str, ...] = tuple(SCHEMA_VERSIONS)
+
+SubmissionType = Literal["seizure", "price", "financial_case", "treatment_facility", "training"]
 Status = Literal["received", "validated", "rejected"]
 EVENT_SOURCE = "urn:dmp:pipeline"
 
@@ -43,8 +52,17 @@ class SubmissionCreate(BaseModel):
 
     id: uuid.UUID = Field(description="Client-chosen UUID; the idempotency key. Same id, new data = amendment.")
     type: SubmissionType = Field(description="What is reported.")
-    schema_version: Literal[1] = Field(1, description="Version of the type's data schema.")
+    schema_version: int = Field(1, ge=1, description="Version of the type's data schema.")
     data: dict[str, Any] = Field(description="The type-specific fields (DOMAIN.md).")
+
+    @model_validator(mode="after")
+    def _version_is_supported(self) -> SubmissionCreate:
+        supported = SCHEMA_VERSIONS[self.type]
+        if self.schema_version not in supported:
+            raise PydanticCustomError(
+                "schema_version_unsupported", "{type} supports schema_version {supported}",
+                {"type": self.type, "supported": " or ".join(map(str, supported))})
+        return self
 
 
 class SubmissionReceived(BaseModel):

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -29,10 +29,24 @@ TOPIC_CONFIG = {
 }
 
 
+@dataclass(frozen=True)
+class Outbound:
+    """One event to publish."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: Headers = ()
+
+
 class Publisher(Protocol):
-    """Puts one event on a topic and returns only once the broker has acknowledged it."""
+    """Puts events on topics and returns only once the broker has acknowledged them."""
 
     async def publish(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None: ...
+
+    async def publish_many(self, events: Sequence[Outbound]) -> list[InfrastructureUnavailable | None]:
+        """Publish in order (events with one key keep their order); one outcome per event, None = stored."""
+        ...
 
     async def ready(self) -> bool: ...
 
@@ -56,6 +70,16 @@ class InMemoryPublisher:
         if self.fail:
             raise InfrastructureUnavailable("broker unavailable")
         self.records.append(PublishedRecord(topic, key, value, list(headers)))
+
+    async def publish_many(self, events: Sequence[Outbound]) -> list[InfrastructureUnavailable | None]:
+        outcomes: list[InfrastructureUnavailable | None] = []
+        for event in events:
+            try:
+                await self.publish(event.topic, event.key, event.value, event.headers)
+                outcomes.append(None)
+            except InfrastructureUnavailable as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def ready(self) -> bool:
         return not self.fail
@@ -86,12 +110,36 @@ class KafkaPublisher:
         await self.producer.stop()
 
     async def publish(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None:
+        [outcome] = await self.publish_many([Outbound(topic, key, value, headers)])
+        if outcome is not None:
+            raise outcome
+
+    async def publish_many(self, events: Sequence[Outbound]) -> list[InfrastructureUnavailable | None]:
+        """Enqueue every event in order, then wait for the acknowledgements together, within the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        futures: list[asyncio.Future[Any]] = []
+        problem: BaseException | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                pending = await self.producer.send(topic, value=value, key=key.encode(), headers=list(headers))
-                await pending
+                for event in events:
+                    futures.append(await self.producer.send(
+                        event.topic, value=event.value, key=event.key.encode(), headers=list(event.headers)))
         except (KafkaError, TimeoutError) as exc:
-            raise InfrastructureUnavailable(f"broker did not acknowledge within {self.timeout:g}s: {exc!r}") from exc
+            problem = exc
+        if futures:
+            await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+        outcomes: list[InfrastructureUnavailable | None] = []
+        for index in range(len(events)):
+            future = futures[index] if index < len(futures) else None
+            if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+                outcomes.append(None)
+                continue
+            cause = (future.exception() if future is not None and future.done() and not future.cancelled()
+                     else problem) or TimeoutError()
+            outcomes.append(InfrastructureUnavailable(
+                f"broker did not acknowledge within {self.timeout:g}s: {cause!r}"))
+        return outcomes
 
     async def ready(self) -> bool:
         return await broker_reachable(self.producer.client)

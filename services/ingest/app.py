@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -12,7 +13,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel
 
-from services.ingest.edge import BadSubmission, parse_envelope, read_json_body
+from services.ingest.edge import BadSubmission, parse_envelope, read_batch_body, read_json_body
+from services.ingest.pseudonym import pseudonymise_training
 from services.ingest.settings import IngestSettings
 from shared.envelope import (
     EVENT_RECEIVED,
@@ -27,7 +29,7 @@ from shared.envelope import (
 )
 from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler
-from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Publisher, ensure_topics
+from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.service import FatalHandler, run
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,23 @@ class ProblemResponse(BaseModel):
     detail: list[ErrorDetail]
 
 
+class BatchItemResult(BaseModel):
+    """One item's verdict: `received` (the broker has it), `invalid` (fix and resend), `unavailable` (resend)."""
+
+    index: int
+    id: str | None
+    status: str
+    status_url: str | None = None
+    errors: list[ErrorDetail] = []
+
+
+class BatchResult(BaseModel):
+    items: list[BatchItemResult]
+    received: int
+    invalid: int
+    unavailable: int
+
+
 def get_publisher(request: Request) -> Publisher:
     publisher: Publisher = request.app.state.publisher
     return publisher
@@ -60,6 +79,8 @@ def get_settings(request: Request) -> IngestSettings:
 
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 SettingsDep = Annotated[IngestSettings, Depends(get_settings)]
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemResponse} for code in (400, 413, 415, 422, 503)}
 
 
 def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> FastAPI:
@@ -81,7 +102,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
             await kafka.stop()
 
     app = FastAPI(title="DMP ingest", version="0.1.0", lifespan=lifespan,
-                  description="Field officers submit seizures and other field data here.")
+                  description="Field officers submit seizures, prices, financial cases, treatment facility "
+                              "reports and training participants here.")
     app.state.settings = settings
     app.state.publisher = publisher
     app.add_middleware(MetricsMiddleware, service="ingest")
@@ -94,41 +116,108 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
     @app.exception_handler(InfrastructureUnavailable)
     async def broker_down(_: Request, exc: InfrastructureUnavailable) -> JSONResponse:
         log.warning("publish failed", extra={"error": str(exc)})
-        return JSONResponse(
-            {"detail": [{"loc": [], "msg": "the message broker cannot take submissions right now; "
-                                           "nothing was stored, retry with the same id", "type": "unavailable"}]},
-            status_code=503, headers={"Retry-After": str(settings.retry_after_s)})
+        return JSONResponse({"detail": [UNAVAILABLE.model_dump()]}, status_code=503,
+                            headers={"Retry-After": str(settings.retry_after_s)})
 
-    @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted,
-              responses={400: {"model": ProblemResponse}, 413: {"model": ProblemResponse},
-                         415: {"model": ProblemResponse}, 422: {"model": ProblemResponse},
-                         503: {"model": ProblemResponse}},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": SubmissionCreate.model_json_schema()}}}})
+    envelope_schema = SubmissionCreate.model_json_schema()
+
+    @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
+              openapi_extra={"requestBody": {"required": True,
+                                             "content": {"application/json": {"schema": envelope_schema}}}})
     async def submit(request: Request, publisher: PublisherDep, settings: SettingsDep) -> SubmissionAccepted:
         """Accept one submission; 202 only once the broker has durably acknowledged it."""
-        envelope = parse_envelope(await read_json_body(request, settings.max_body_bytes))
-        accepted = await publish_received(envelope, request, publisher, settings)
-        SUBMISSIONS.labels(envelope.type, "accepted").inc()
-        return accepted
+        prepared = prepare(await read_json_body(request, settings.max_body_bytes), request, settings)
+        await publisher.publish(prepared.outbound.topic, prepared.outbound.key, prepared.outbound.value,
+                                prepared.outbound.headers)
+        count(prepared, "received")
+        return prepared.accepted
+
+    @app.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, responses=PROBLEMS,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": {"type": "array", "items": envelope_schema, "maxItems": 1000}},
+                  "application/x-ndjson": {"schema": {"type": "string", "description": "one envelope per line"}}}}})
+    async def submit_batch(request: Request, publisher: PublisherDep, settings: SettingsDep) -> JSONResponse:
+        """Accept up to 1,000 submissions; one verdict per item, in order. Received items are in the broker."""
+        items = await read_batch_body(request, settings.max_batch_bytes, settings.max_batch_items)
+        results: list[BatchItemResult] = []
+        ready: list[tuple[int, Prepared]] = []
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, BadSubmission):
+                    raise item
+                prepared = prepare(item, request, settings)
+            except BadSubmission as exc:
+                item_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+                results.append(BatchItemResult(index=index, id=item_id, status="invalid", errors=exc.errors))
+                SUBMISSIONS.labels(item.get("type", "unknown") if isinstance(item, dict) else "unknown",
+                                   "invalid").inc()
+                continue
+            results.append(BatchItemResult(index=index, id=prepared.accepted.id, status="pending"))
+            ready.append((index, prepared))
+        outcomes = await publisher.publish_many([p.outbound for _, p in ready])
+        for (index, prepared), outcome in zip(ready, outcomes, strict=True):
+            if outcome is None:
+                results[index] = BatchItemResult(index=index, id=prepared.accepted.id, status="received",
+                                                 status_url=prepared.accepted.status_url)
+                count(prepared, "received")
+            else:
+                results[index] = BatchItemResult(index=index, id=prepared.accepted.id, status="unavailable",
+                                                 errors=[UNAVAILABLE])
+                count(prepared, "unavailable")
+        tally = {s: sum(r.status == s for r in results) for s in ("received", "invalid", "unavailable")}
+        body = BatchResult(items=results, **tally)
+        headers = {"Retry-After": str(settings.retry_after_s)} if tally["unavailable"] else None
+        return JSONResponse(body.model_dump(mode="json"), status_code=207, headers=headers)
 
     app.include_router(health_router(lambda: {"broker": app.state.publisher.ready}))
     return app
 
 
-async def publish_received(envelope: SubmissionCreate, request: Request, publisher: Publisher,
-                           settings: IngestSettings) -> SubmissionAccepted:
-    """Publish the envelope, with who, when and a trace id, to the received topic."""
+UNAVAILABLE = ErrorDetail(loc=[], type="unavailable",
+                          msg="the message broker cannot take submissions right now; nothing was stored, "
+                              "retry with the same id")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    envelope: SubmissionCreate
+    outbound: Outbound
+    accepted: SubmissionAccepted
+
+
+def prepare(body: Any, request: Request, settings: IngestSettings) -> Prepared:
+    """Check the envelope, pseudonymise what must not leave ingest, and build the received event."""
+    if isinstance(body, dict) and body.get("type") == "training" and isinstance(body.get("data"), dict):
+        data, problems = pseudonymise_training(body["data"], settings.pseudonym_key.get_secret_value().encode())
+        body = {**body, "data": data}
+        envelope_problems: list[ErrorDetail] = []
+        try:
+            parse_envelope(body)
+        except BadSubmission as exc:
+            envelope_problems = exc.errors
+        if problems or envelope_problems:
+            raise BadSubmission(422, envelope_problems + problems)
+    envelope = parse_envelope(body)
+    encoded_size = len(dumps(envelope.data))
+    if encoded_size > settings.max_body_bytes:
+        raise BadSubmission(413, [ErrorDetail(loc=["body", "data"], type="body_too_large",
+                                              msg=f"is {encoded_size} bytes; the limit is {settings.max_body_bytes}")])
     trace_id = trace_id_from(request.headers.get("traceparent")) or new_trace_id()
     now = utcnow()
     event = SubmissionReceived(id=str(envelope.id), type=envelope.type, schema_version=envelope.schema_version,
                                data=envelope.data, submitted_by=submitter(request), received_at=now,
                                trace_id=trace_id)
-    topic = settings.topics.received
-    await publisher.publish(topic, event.id, dumps(event), cloudevent_headers(EVENT_RECEIVED, event.id, trace_id, now))
-    EVENTS_PRODUCED.labels("ingest", topic).inc()
-    return SubmissionAccepted(id=event.id, status_url=f"{settings.status_base_url}/v1/submissions/{event.id}",
-                              trace_id=trace_id)
+    outbound = Outbound(settings.topics.received, event.id, dumps(event),
+                        cloudevent_headers(EVENT_RECEIVED, event.id, trace_id, now))
+    accepted = SubmissionAccepted(id=event.id, status_url=f"{settings.status_base_url}/v1/submissions/{event.id}",
+                                  trace_id=trace_id)
+    return Prepared(envelope, outbound, accepted)
+
+
+def count(prepared: Prepared, outcome: str) -> None:
+    SUBMISSIONS.labels(prepared.envelope.type, outcome).inc()
+    if outcome == "received":
+        EVENTS_PRODUCED.labels("ingest", prepared.outbound.topic).inc()
 
 
 def submitter(_: Request) -> str:
@@ -148,5 +237,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-__all__: list[Any] = ["create_app", "main"]

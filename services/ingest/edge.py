@@ -25,12 +25,15 @@ def _problem(status: int, loc: list[str | int], msg: str, code: str) -> BadSubmi
     return BadSubmission(status, [ErrorDetail(loc=loc, msg=msg, type=code)])
 
 
-async def read_json_body(request: Request, limit: int) -> Any:
-    """The parsed JSON body; 415 for another content type, 413 past `limit` bytes, 400 if not JSON."""
+def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if content_type not in allowed:
         raise _problem(415, ["header", "content-type"],
-                       f"must be application/json, got {content_type or 'nothing'!r}", "unsupported_media_type")
+                       f"must be {' or '.join(allowed)}, got {content_type or 'nothing'!r}", "unsupported_media_type")
+    return content_type
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _problem(413, ["body"], f"is {declared} bytes; the limit is {limit}", "body_too_large")
@@ -40,11 +43,49 @@ async def read_json_body(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise _problem(413, ["body"], f"is larger than the limit of {limit} bytes", "body_too_large")
     if not body:
-        raise _problem(400, ["body"], "is empty; send one submission as JSON", "empty_body")
+        raise _problem(400, ["body"], "is empty; send JSON", "empty_body")
+    return bytes(body)
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body; 415 for another content type, 413 past `limit` bytes, 400 if not JSON."""
+    _content_type(request, ("application/json",))
+    body = await _read_body(request, limit)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _problem(400, ["body"], f"is not valid JSON: {exc}", "invalid_json") from None
+
+
+async def read_batch_body(request: Request, limit: int, max_items: int) -> list[Any | BadSubmission]:
+    """The batch's items: a JSON array, or NDJSON where an unreadable line is that item's error only."""
+    content_type = _content_type(request, ("application/json", "application/x-ndjson"))
+    body = await _read_body(request, limit)
+    items: list[Any | BadSubmission]
+    if content_type == "application/json":
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _problem(400, ["body"], f"is not valid JSON: {exc}", "invalid_json") from None
+        if not isinstance(parsed, list):
+            raise _problem(422, ["body"], "must be a JSON array of submissions (or NDJSON, one per line)",
+                           "not_an_array")
+        items = parsed
+    else:
+        items = []
+        for number, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                items.append(_problem(400, ["body", f"line {number}"], f"is not valid JSON: {exc}", "invalid_json"))
+    if not items:
+        raise _problem(422, ["body"], "holds no submissions", "empty_batch")
+    if len(items) > max_items:
+        raise _problem(413, ["body"], f"holds {len(items)} submissions; at most {max_items} per batch",
+                       "batch_too_large")
+    return items
 
 
 def parse_envelope(value: Any) -> SubmissionCreate:
@@ -61,7 +102,9 @@ def parse_envelope(value: Any) -> SubmissionCreate:
 def _detail(error: Any) -> ErrorDetail:
     loc = ["body", *error["loc"]]
     code, msg = error["type"], error["msg"]
-    if error["loc"] == ("type",) and code == "literal_error":
+    if code == "schema_version_unsupported":
+        loc = ["body", "schema_version"]
+    elif error["loc"] == ("type",) and code == "literal_error":
         msg, code = f"unknown submission type; known types: {', '.join(SUBMISSION_TYPES)}", "unknown_type"
     elif code == "missing":
         msg = "is required"

@@ -31,7 +31,8 @@ async def test_accepted_submission_is_published_keyed_by_id_with_who_when_and_tr
         client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
     body = envelope()
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    response = await client.post("/v1/submissions", json=body, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    headers = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    response = await client.post("/v1/submissions", json=body, headers=headers)
 
     assert response.status_code == 202
     assert response.json() == {"id": body["id"], "status": "received", "trace_id": trace,
@@ -104,3 +105,53 @@ async def test_health_and_openapi_are_served(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert "/v1/submissions" in schema["paths"]
     assert "dmp_http_requests_total" in (await client.get("/metrics")).text
+
+
+async def test_batch_gives_one_verdict_per_item_in_order_and_bad_items_sink_nothing(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    good1, good2 = envelope(), envelope(country="IRN")
+    bad = {"id": "x", "type": "seizure", "data": {}}
+    response = await client.post("/v1/submissions/batch", json=[good1, bad, good2, "nonsense"])
+
+    assert response.status_code == 207
+    body = response.json()
+    assert [(i["index"], i["status"]) for i in body["items"]] == [
+        (0, "received"), (1, "invalid"), (2, "received"), (3, "invalid")]
+    assert body["items"][1]["errors"][0]["loc"] == ["body", "id"]
+    assert (body["received"], body["invalid"], body["unavailable"]) == (2, 2, 0)
+    assert [r.key for r in publisher.records] == [good1["id"], good2["id"]]
+
+
+async def test_ndjson_batch_reports_an_unreadable_line_as_that_item_only(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    lines = [orjson.dumps(envelope()), b"{broken", b"", orjson.dumps(envelope())]
+    response = await client.post("/v1/submissions/batch", content=b"\n".join(lines),
+                                 headers={"content-type": "application/x-ndjson"})
+    assert response.status_code == 207
+    assert [i["status"] for i in response.json()["items"]] == ["received", "invalid", "received"]
+    assert response.json()["items"][1]["errors"][0]["loc"] == ["body", "line 2"]
+    assert len(publisher.records) == 2
+
+
+async def test_batch_with_the_broker_down_says_which_items_to_resend(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    publisher.fail = True
+    response = await client.post("/v1/submissions/batch", json=[envelope(), {"id": 1}])
+    assert response.status_code == 207
+    assert response.headers["retry-after"] == "5"
+    assert [i["status"] for i in response.json()["items"]] == ["unavailable", "invalid"]
+
+
+async def test_batch_over_the_item_limit_is_refused_whole(publisher: InMemoryPublisher) -> None:
+    app = create_app(IngestSettings(max_batch_items=3), publisher=publisher)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c:
+        response = await c.post("/v1/submissions/batch", json=[envelope() for _ in range(4)])
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["type"] == "batch_too_large"
+    assert publisher.records == []
+
+
+async def test_unsupported_schema_version_is_named(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/submissions", json={**envelope(), "schema_version": 7})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "schema_version"]
