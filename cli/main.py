@@ -60,5 +60,30 @@ def status(submission_id: str, aggregate_url: AggregateUrl = "http://127.0.0.1:8
         console.print(table)
 
 
+contracts_app = typer.Typer(help="The published JSON Schemas and AsyncAPI document (schemas/).")
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("write")
+def contracts_write() -> None:
+    """Regenerate schemas/ from the models."""
+    from cli import contracts
+
+    changed = contracts.write()
+    console.print("\n".join(f"wrote schemas/{p}" for p in changed) or "schemas/ is up to date")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Exit 1 if schemas/ differs from what the models generate."""
+    from cli import contracts
+
+    drift = contracts.check()
+    if drift:
+        console.print("[red]out of date:[/] " + ", ".join(drift) + " — run `dmp contracts write`")
+        raise typer.Exit(1)
+    console.print("schemas/ matches the models")
+
+
 if __name__ == "__main__":
     app()

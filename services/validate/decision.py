@@ -9,6 +9,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.validate.rules import RULES_VERSION, Accepted, validate
+from services.validate.rules.training import without_raw_identity
 from shared.envelope import (
     EVENT_REJECTED,
     EVENT_VALIDATED,
@@ -53,14 +54,14 @@ def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], part
     outcome = validate(received)
     if isinstance(outcome, Accepted):
         event: SubmissionValidated | SubmissionRejected = SubmissionValidated(
-            id=received.id, type=received.type, schema_version=received.schema_version, data=outcome.data,
+            id=received.id, type=received.type, schema_version=outcome.schema_version, data=outcome.data,
             data_hash=digest, received=provenance, submitted_by=received.submitted_by,
             received_at=received.received_at, validated_at=now, validator=VALIDATOR, trace_id=trace_id)
         topic, ce_type = topics.validated, EVENT_VALIDATED
     else:
         event = SubmissionRejected(
-            id=received.id, type=received.type, original=orjson.loads(raw or b"{}"), errors=outcome.errors,
-            data_hash=digest, received=provenance, submitted_by=received.submitted_by,
+            id=received.id, type=received.type, original=_publishable(orjson.loads(raw or b"{}")),
+            errors=outcome.errors, data_hash=digest, received=provenance, submitted_by=received.submitted_by,
             received_at=received.received_at, rejected_at=now, rejected_by=VALIDATOR, trace_id=trace_id)
         topic, ce_type = topics.rejected, EVENT_REJECTED
     return Outgoing(topic, received.id, dumps(event), cloudevent_headers(ce_type, received.id, trace_id, now),
@@ -76,6 +77,7 @@ def _unreadable(raw: bytes | None, key: bytes | None, headers: dict[str, bytes],
         original = {"raw": (raw or b"").decode(errors="replace")}
     if not isinstance(original, dict):
         original = {"raw": original}
+    original = _publishable(original)
     submission_id = (key or b"").decode(errors="replace") or str(original.get("id", ""))
     trace_id = trace_id_from(headers.get("traceparent", b"").decode(errors="replace")) or new_trace_id()
     errors = [ErrorDetail(loc=["event", *e["loc"]], msg=e["msg"], type="malformed_event")
@@ -87,3 +89,15 @@ def _unreadable(raw: bytes | None, key: bytes | None, headers: dict[str, bytes],
         rejected_by=VALIDATOR, trace_id=trace_id)
     return Outgoing(topics.rejected, submission_id, dumps(event),
                     cloudevent_headers(EVENT_REJECTED, submission_id, trace_id, now), accepted=False)
+
+
+def _publishable(original: dict[str, Any]) -> dict[str, Any]:
+    """The original as a rejected event may carry it: never with a training participant's raw identity.
+
+    Ingest pseudonymises training participants, so this only matters if it ever failed to; the
+    rejection then says why (`participant.national_id` is not a field) without repeating the value.
+    """
+    data = original.get("data")
+    if original.get("type") == "training" and isinstance(data, dict):
+        return {**original, "data": without_raw_identity(data)}
+    return original

@@ -66,7 +66,8 @@ async def test_each_received_event_gets_exactly_one_decision_across_a_restart(in
             assert event["original"]["data"]["quantity"] == -1
             assert [e["loc"] for e in event["errors"]] == [["data", "quantity"]]
         else:
-            assert event["data"]["normalised"] == {"quantity": 0.01, "unit": "kg", "rules": "units.v1"}
+            assert event["data"]["normalised"] == {"quantity": 0.01, "unit": "kg", "rules": "units.v1",
+                                                  "submitted_schema_version": 1}
 
 
 async def test_unreadable_event_is_rejected_not_dropped(infra: Infra) -> None:

@@ -1,4 +1,4 @@
-"""Every seizure rule of DOMAIN.md, and quantity normalisation."""
+"""Every seizure rule of DOMAIN.md as sent in schema_version 1, and quantity normalisation."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from services.validate.rules import Accepted, Rejected, validate
-from shared.envelope import SubmissionReceived
+from tests.factories import received_event as received
 from tests.factories import seizure_data
-
-
-def received(data: dict[str, Any], type_: str = "seizure", schema_version: int = 1) -> SubmissionReceived:
-    return SubmissionReceived(id="9a1b", type=type_, schema_version=schema_version, data=data,
-                              submitted_by="officer", received_at=datetime.now(UTC), trace_id="0" * 32)
 
 
 def problems(**overrides: Any) -> dict[tuple[str | int, ...], str]:
@@ -77,7 +72,8 @@ def test_place_is_1_to_200_characters(place: str) -> None:
 def test_coordinates_come_in_pairs() -> None:
     assert problems(lat=34.3) == {("data", "lon"): "coordinates_pair"}
     assert problems(lon=62.1) == {("data", "lat"): "coordinates_pair"}
-    assert accepted(lat=34.3, lon=62.1)["lat"] == 34.3
+    assert accepted(lat=34.3, lon=62.1)["coordinates"] == {"lat": 34.3, "lon": 62.1}
+    assert accepted()["coordinates"] is None
 
 
 @pytest.mark.parametrize(("lat", "lon", "bad"), [(91, 0, "lat"), (-90.5, 0, "lat"), (0, 180.1, "lon"),
@@ -145,11 +141,18 @@ def test_quantity_is_normalised_and_the_submitted_value_kept(quantity: float, un
                                                              normal_unit: str) -> None:
     drug = {"kg": "heroin", "g": "heroin", "ml": "acetic_anhydride", "l": "acetic_anhydride", "unit": "captagon"}
     data = accepted(quantity=quantity, unit=unit, drug=drug[unit])
-    assert data["normalised"] == {"quantity": expected, "unit": normal_unit, "rules": "units.v1"}
+    assert data["normalised"] == {"quantity": expected, "unit": normal_unit, "rules": "units.v1",
+                                  "submitted_schema_version": 1}
     assert (data["quantity"], data["unit"]) == (quantity, unit)
 
 
 def test_a_type_without_rules_is_rejected_not_dropped() -> None:
-    outcome = validate(received(seizure_data(), type_="price"))
+    outcome = validate(received(seizure_data(), type_="precursor"))
     assert isinstance(outcome, Rejected)
-    assert outcome.errors[0].type == "unknown_type"
+    assert [(e.loc, e.type) for e in outcome.errors] == [(["type"], "unknown_type")]
+
+
+def test_an_unknown_schema_version_is_rejected_not_dropped() -> None:
+    outcome = validate(received(seizure_data(), schema_version=3))
+    assert isinstance(outcome, Rejected)
+    assert [(e.loc, e.type) for e in outcome.errors] == [(["schema_version"], "unknown_schema_version")]

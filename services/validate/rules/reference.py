@@ -14,6 +14,9 @@ import pycountry
 DATA = Path(__file__).resolve().parent / "data"
 EARLIEST_DATE = date(1990, 1, 1)
 
+# ISO 4217 codes that name no money at all: a price or an amount in them means nothing.
+_NOT_MONEY = frozenset({"XXX", "XTS"})
+
 
 @dataclass(frozen=True)
 class Drug:
@@ -52,6 +55,12 @@ def conversions() -> tuple[str, dict[str, Conversion]]:
 def countries() -> frozenset[str]:
     """ISO 3166-1 alpha-3 codes."""
     return frozenset(c.alpha_3 for c in pycountry.countries)
+
+
+@cache
+def currencies() -> frozenset[str]:
+    """ISO 4217 alphabetic codes, less the two that name no currency (XXX, XTS)."""
+    return frozenset(c.alpha_3 for c in pycountry.currencies) - _NOT_MONEY
 
 
 def latest_allowed_date() -> date:

@@ -1,4 +1,9 @@
-"""Seizure rules (DOMAIN.md, `seizure`, schema_version 1) and quantity normalisation."""
+"""Seizure rules (DOMAIN.md, `seizure`), schema versions 1 and 2, the v1 → v2 upcaster and normalisation.
+
+Version 2 replaces v1's optional `lat` and `lon` by one optional `coordinates: {lat, lon}`, so
+"both or neither" is a matter of shape rather than a cross-field rule. A v1 submission is checked
+against the v1 model (errors name the fields the officer sent), then upcast to v2.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.validate.rules.fields import Amount, Count, DrugCode, Iso3, ReportDate, Text
+from services.validate.rules.fields import Amount, Count, CrossFieldProblem, DrugCode, Iso3, ReportDate, Text
 from services.validate.rules.reference import conversions, drugs
 
 Unit = Literal["kg", "g", "l", "ml", "unit"]
 Transport = Literal["land", "air", "sea", "rail", "postal", "other", "unknown"]
 Route = Literal["balkan", "northern", "southern", "other", "unknown"]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
-class Seizure(BaseModel):
-    """One seizure event (pillars 1 and 3)."""
+class _SeizureFields(BaseModel):
+    """The fields every seizure schema version shares."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     seized_on: ReportDate
     country: Iso3
     place: Text
-    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
     drug: DrugCode
     quantity: Amount
     unit: Unit
@@ -38,19 +43,55 @@ class Seizure(BaseModel):
     agency: Text | None = None
 
 
-def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[tuple[str, str, str]]:
-    """Rules spanning fields, checked on the fields that are themselves valid: (field, msg, code)."""
-    problems: list[tuple[str, str, str]] = []
+class SeizureV1(_SeizureFields):
+    """One seizure event (pillars 1 and 3), schema_version 1: coordinates as two optional numbers."""
+
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+
+class Coordinates(BaseModel):
+    """Where a seizure happened (WGS 84 degrees)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    lat: Latitude
+    lon: Longitude
+
+
+class Seizure(_SeizureFields):
+    """One seizure event (pillars 1 and 3), schema_version 2: coordinates as one optional pair."""
+
+    coordinates: Coordinates | None = None
+
+
+def cross_field_problems_v1(data: dict[str, Any], invalid: set[str]) -> list[CrossFieldProblem]:
+    """v1's rules spanning fields: coordinates in pairs, plus every v2 rule."""
+    problems: list[CrossFieldProblem] = []
     has_lat, has_lon = data.get("lat") is not None, data.get("lon") is not None
     if has_lat != has_lon:
         missing, given = ("lon", "lat") if has_lat else ("lat", "lon")
         problems.append((missing, f"is required when {given} is given (coordinates come in pairs)", "coordinates_pair"))
+    return problems + cross_field_problems(data, invalid)
+
+
+def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[CrossFieldProblem]:
+    """Rules spanning fields, checked on the fields that are themselves valid: (field, msg, code)."""
+    problems: list[CrossFieldProblem] = []
     if not {"drug", "unit"} & invalid and "drug" in data and "unit" in data:
         drug = drugs()[data["drug"]]
         if data["unit"] not in drug.units:
             problems.append(("unit", f"{data['unit']!r} does not suit {drug.code} ({' or '.join(drug.forms)}); "
                                      f"use {', '.join(drug.units)}", "unit_for_drug"))
     return problems
+
+
+def upcast_seizure_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated v1 seizure data → v2: `lat` and `lon` become `coordinates` (or null). Pure."""
+    upcast = dict(data)
+    lat, lon = upcast.pop("lat", None), upcast.pop("lon", None)
+    upcast["coordinates"] = None if lat is None or lon is None else {"lat": lat, "lon": lon}
+    return upcast
 
 
 def normalise(seizure: Seizure) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""Financial case rules (DOMAIN.md, `financial_case`, schema_version 1): illicit financial flows (pillar 2)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from services.validate.rules.fields import Amount, Count, CrossFieldProblem, Currency, DrugCode, Iso3, ReportDate
+
+CaseType = Literal["money_laundering_investigation", "asset_seizure", "cash_smuggling", "informal_value_transfer",
+                   "other"]
+
+RULES = "financial_case.v1"
+"""Label of the rules the normalised form follows: nothing is converted, defaults are filled."""
+
+
+class FinancialCase(BaseModel):
+    """One case of illicit financial flows (pillar 2)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reported_on: ReportDate
+    country: Iso3
+    case_type: CaseType
+    amount: Amount
+    currency: Currency
+    linked_drug: DrugCode | None = None
+    persons_charged: Count = 0
+
+
+def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[CrossFieldProblem]:
+    """A financial case has no rule spanning fields."""
+    return []
+
+
+def normalise(case: FinancialCase) -> dict[str, Any]:
+    """The validated case as JSON, defaults filled."""
+    data = case.model_dump(mode="json")
+    data["normalised"] = {"rules": RULES}
+    return data
