@@ -10,11 +10,30 @@ the incremental updates exact under redelivery, replay and crashes between write
   (its watermark); a delta is applied only to documents whose watermark is below it. The
   worker writes view documents before submission records, so a crash between the two is
   repaired by replaying the batch.
+
+Every figure is an integer (money and quantities in millionths), so sums are exact and a minus
+delta undoes a plus delta to the unit. Every view document counts the submissions in it
+(`submissions`); a document whose count is zero is an empty bucket and is never shown.
+Figures that cannot be summed (min, max, "latest", "distinct") are kept exact another way:
+
+* prices: one counter per distinct lowest and highest price (`lo_<micro>`, `hi_<micro>`); the
+  minimum is the smallest `lo_` value still counted, so amending away the minimum reveals the next.
+* map and treatment: one document per point (keyed by submission id) or per facility × period;
+  the latest period per facility is chosen when reading, never summed across months.
+* training: one document per person × group (`trainees`) or per person × course title
+  (`repeats`); distinct people are the documents whose count is above zero, counted when reading.
+
+Dimensions are a function of a document's key, except on per-submission documents (map), where
+the delta sets the new version's dimensions, so an amended point moves. Free-text dimensions are
+hashed into the key (`digest`) and kept verbatim as fields.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
@@ -23,6 +42,14 @@ from shared.store import Document
 
 QUANTITY_SCALE = 1_000_000
 """Quantities are summed as integer millionths of a kg, litre or unit, so that totals are exact."""
+
+LOW, HIGH, DRUG = "lo_", "hi_", "drug_"
+SPARSE = (LOW, HIGH, DRUG)
+"""Prefixes of figures that name a value (a price, a drug); dropped from a document at zero."""
+
+SAFE_NAME = re.compile(r"[a-z0-9_]{1,40}")
+INT64 = 2**63
+"""BSON integers are signed 64-bit; larger sums (money in some currencies) are stored as decimal text."""
 
 HISTORY_LIMIT = 100
 RANK = {"received": 0, "validated": 1, "rejected": 1}
@@ -71,20 +98,110 @@ class Delta:
 
 
 def micro(quantity: float) -> int:
+    """`quantity` (a float as submitted) in integer millionths, rounded half-even."""
     return int((Decimal(repr(quantity)) * QUANTITY_SCALE).to_integral_value(ROUND_HALF_EVEN))
 
 
-def contributions(type_: str, data: dict[str, Any]) -> list[Contribution]:
+def contributions(type_: str, data: dict[str, Any], submission_id: str) -> list[Contribution]:
     """The view documents a valid submission counts in, and with what figures."""
-    if type_ == "seizure":
-        norm = data["normalised"]
-        dims = {"country": data["country"], "year": int(data["seized_on"][:4]), "drug": data["drug"],
-                "unit": norm["unit"]}
-        key = f"{dims['country']}:{dims['year']}:{dims['drug']}:{dims['unit']}"
-        figures = {"cases": int(data["cases"]), "quantity_micro": micro(norm["quantity"]),
-                   "persons_arrested": int(data["persons_arrested"]), "submissions": 1}
-        return [Contribution("seizures", key, dims, figures)]
-    return []
+    build = _CONTRIBUTORS.get(type_)
+    return build(data, submission_id) if build is not None else []
+
+
+def _seizure(data: dict[str, Any], submission_id: str) -> list[Contribution]:
+    norm = data["normalised"]
+    country, drug, unit, seized_on = data["country"], data["drug"], norm["unit"], data["seized_on"]
+    year, month, route = int(seized_on[:4]), seized_on[:7], data.get("route") or "unknown"
+    cases, quantity = int(data.get("cases", 1)), micro(norm["quantity"])
+    found = [
+        Contribution("seizures", f"{country}:{year}:{drug}:{unit}",
+                     {"country": country, "year": year, "drug": drug, "unit": unit},
+                     {"cases": cases, "quantity_micro": quantity,
+                      "persons_arrested": int(data.get("persons_arrested", 0)), "submissions": 1}),
+        Contribution("routes", f"{route}:{month}:{drug}:{unit}",
+                     {"route": route, "month": month, "drug": drug, "unit": unit},
+                     {"cases": cases, "quantity_micro": quantity, "submissions": 1}),
+    ]
+    point = _coordinates(data)
+    if point is not None:
+        found.append(Contribution("map", submission_id,
+                                  {"lon": point[0], "lat": point[1], "drug": drug, "seized_on": seized_on,
+                                   "country": country, "place": data.get("place", ""),
+                                   "quantity": float(norm["quantity"]), "unit": unit},
+                                  {"submissions": 1}))
+    return found
+
+
+def _coordinates(data: dict[str, Any]) -> tuple[float, float] | None:
+    """(lon, lat) from `coordinates`; events validated before it existed carry top-level lat/lon."""
+    if "coordinates" in data:
+        point = data["coordinates"]
+        return None if point is None else (float(point["lon"]), float(point["lat"]))
+    if data.get("lat") is not None and data.get("lon") is not None:
+        return float(data["lon"]), float(data["lat"])
+    return None
+
+
+def _price(data: dict[str, Any], submission_id: str) -> list[Contribution]:
+    norm = data["normalised"]
+    dims = {"country": data["country"], "year": int(data["observed_on"][:4]), "drug": data["drug"],
+            "market": data["market"], "currency": data["currency"]}
+    typical = micro(norm["price_typical"])
+    low = typical if norm.get("price_min") is None else micro(norm["price_min"])
+    high = typical if norm.get("price_max") is None else micro(norm["price_max"])
+    # Exact min/max under amendments: count observations per lowest and per highest value;
+    # the minimum is the smallest `lo_` value whose count is above zero (see report.price_row).
+    figures = {"submissions": 1, "typical_micro": typical, f"{LOW}{low}": 1, f"{HIGH}{high}": 1}
+    return [Contribution("prices", ":".join(str(v) for v in dims.values()), dims, figures)]
+
+
+def _financial_case(data: dict[str, Any], submission_id: str) -> list[Contribution]:
+    dims = {"country": data["country"], "year": int(data["reported_on"][:4]), "case_type": data["case_type"],
+            "currency": data["currency"]}
+    figures = {"submissions": 1, "amount_micro": micro(data["amount"]),
+               "persons_charged": int(data.get("persons_charged", 0))}
+    return [Contribution("financial", ":".join(str(v) for v in dims.values()), dims, figures)]
+
+
+def _treatment_facility(data: dict[str, Any], submission_id: str) -> list[Contribution]:
+    norm = data["normalised"]
+    country, year, period, facility = data["country"], int(norm["year"]), data["period"], data["facility_id"]
+    dims = {"country": country, "year": year, "facility_id": facility, "period": period, "month": norm.get("month")}
+    figures = {"submissions": 1, "capacity": int(data.get("capacity", 0)),
+               "in_treatment_total": int(norm["in_treatment_total"])}
+    for drug, count in (data.get("in_treatment") or {}).items():
+        name = f"{DRUG}{drug}" if SAFE_NAME.fullmatch(drug) else f"{DRUG}other"
+        if int(count):
+            figures[name] = figures.get(name, 0) + int(count)
+    return [Contribution("treatment", f"{country}:{year}:{digest(facility)}:{period}", dims, figures)]
+
+
+def _training(data: dict[str, Any], submission_id: str) -> list[Contribution]:
+    norm, person = data["normalised"], data["participant"]
+    year, pseudonym, host = int(norm["year"]), person["pseudonym"], data["host_country"]
+    agency, programme = person.get("agency") or "", data.get("programme") or ""
+    one = {"submissions": 1}
+    return [
+        Contribution("courses", f"{host}:{year}:{digest(data['course_id'])}",
+                     {"country": host, "year": year, "course_id": data["course_id"]}, one),
+        Contribution("trainees", f"{person['country']}:{year}:{digest(agency, programme)}:{pseudonym}",
+                     {"country": person["country"], "year": year, "agency": agency, "programme": programme,
+                      "pseudonym": pseudonym}, one),
+        Contribution("repeats", f"{pseudonym}:{digest(norm['title_key'])}",
+                     {"pseudonym": pseudonym, "title_key": norm["title_key"]}, one),
+    ]
+
+
+Contributor = Callable[[dict[str, Any], str], list[Contribution]]
+_CONTRIBUTORS: dict[str, Contributor] = {
+    "seizure": _seizure, "price": _price, "financial_case": _financial_case,
+    "treatment_facility": _treatment_facility, "training": _training,
+}
+
+
+def digest(*parts: str) -> str:
+    """A short stable hash of free-text dimensions, for `_id`s (which must not depend on their spelling)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
 def project(record: Document | None, event: Event) -> tuple[Document, list[Delta]]:
@@ -99,14 +216,24 @@ def project(record: Document | None, event: Event) -> tuple[Document, list[Delta
 
 
 def apply_delta(doc: Document | None, delta: Delta) -> Document | None:
-    """The view document with `delta` applied, or None when its watermark shows it already was."""
+    """The view document with `delta` applied (figures added, its dims set), or None if its watermark shows it was."""
     if doc is not None and doc.get("wm", {}).get(delta.source, -1) >= delta.offset:
         return None
-    doc = {"_id": delta.key, **delta.dims, "wm": {}} if doc is None else {**doc, "wm": dict(doc.get("wm", {}))}
+    doc = {"_id": delta.key, "wm": {}} if doc is None else {**doc, "wm": dict(doc.get("wm", {}))}
+    doc.update(delta.dims)
     for name, value in delta.figures.items():
-        doc[name] = int(doc.get(name, 0)) + value
+        total = int(doc.get(name, 0)) + value
+        if total == 0 and name.startswith(SPARSE):
+            doc.pop(name, None)
+        else:
+            doc[name] = storable(total)
     doc["wm"][delta.source] = delta.offset
     return doc
+
+
+def storable(value: int) -> int | str:
+    """`value` as the store can hold it: an integer, or decimal text beyond 64 bits (read back with `int`)."""
+    return value if -INT64 <= value < INT64 else str(value)
 
 
 def _new_record(event: Event) -> Document:
@@ -150,10 +277,10 @@ def _apply_valid_version(record: Document, event: Event) -> list[Delta]:
     if valid is not None and valid["hash"] == event.data_hash:
         record["valid"] = {**valid, "seq": event.seq}
         return []
-    old = [Contribution(**c) for c in valid["contributions"]] if valid else []
-    new = contributions(event.type, event.data)
+    old = [_loaded(c) for c in valid["contributions"]] if valid else []
+    new = contributions(event.type, event.data, event.id)
     record["valid"] = {"seq": event.seq, "hash": event.data_hash, "data": event.data,
-                       "contributions": [c.__dict__ for c in new]}
+                       "contributions": [_stored(c) for c in new]}
     # One delta per view document and event: a watermark admits each event once per document.
     merged: dict[tuple[str, str], Delta] = {}
     for sign, group in ((-1, old), (1, new)):
@@ -164,3 +291,11 @@ def _apply_valid_version(record: Document, event: Event) -> list[Delta]:
                 figures[name] = figures.get(name, 0) + sign * value
             merged[(c.view, c.key)] = Delta(c.view, c.key, c.dims, figures, event.source, event.offset)
     return list(merged.values())
+
+
+def _stored(c: Contribution) -> Document:
+    return {"view": c.view, "key": c.key, "dims": c.dims, "figures": {k: storable(v) for k, v in c.figures.items()}}
+
+
+def _loaded(c: Document) -> Contribution:
+    return Contribution(c["view"], c["key"], c["dims"], {k: int(v) for k, v in c["figures"].items()})

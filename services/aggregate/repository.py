@@ -1,11 +1,14 @@
 """Where submission records and view documents live: the port, MongoDB, and in memory.
 
 Hot-path reads and writes go by `_id` only (FerretDB scans the collection for anything else).
+`query_view` is for the read API: equality filters, and ranges (`{"month": {"$gte": a, "$lte": b}}`)
+with `$gt`, `$gte`, `$lt`, `$lte`; a range on `submissions` narrows the always-applied `> 0`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -13,7 +16,19 @@ from pymongo import AsyncMongoClient, ReplaceOne
 
 from shared.store import Document
 
-VIEWS = ("seizures",)
+VIEWS = ("seizures", "routes", "map", "prices", "financial", "treatment", "courses", "trainees", "repeats")
+RANGE = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
+INDEXES: dict[str, list[list[str]]] = {
+    "seizures": [["country", "year", "drug"]],
+    "routes": [["route", "month", "drug"], ["drug", "month"]],
+    "map": [["drug", "seized_on"], ["seized_on"]],
+    "prices": [["country", "year", "drug", "market"]],
+    "financial": [["country", "year", "case_type"]],
+    "treatment": [["country", "year"]],
+    "courses": [["country", "year"]],
+    "trainees": [["country", "year"]],
+    "repeats": [["submissions"]],
+}
 ViewKey = tuple[str, str]
 
 
@@ -32,9 +47,31 @@ class Repository(Protocol):
                          limit: int) -> list[Document]: ...
 
 
-def _matches(doc: Document, filters: Mapping[str, Any], after: str | None) -> bool:
-    return (doc.get("submissions", 0) > 0 and (after is None or doc["_id"] > after)
-            and all(doc.get(k) == v for k, v in filters.items()))
+def view_query(filters: Mapping[str, Any], after: str | None) -> dict[str, Any]:
+    """The store query for `filters` on non-empty documents after `after`; ValueError on other operators."""
+    query = dict(filters)
+    for name, condition in query.items():
+        if isinstance(condition, Mapping) and (not condition or set(condition) - set(RANGE)):
+            raise ValueError(f"filter on {name!r} uses operators other than {sorted(RANGE)}")
+    count = query.pop("submissions", None)
+    bounds = dict(count) if isinstance(count, Mapping) else {} if count is None else {"$gte": count, "$lte": count}
+    query["submissions"] = {**bounds, "$gt": max(bounds.get("$gt", 0), 0)}  # empty buckets stay hidden
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    return query
+
+
+def _matches(doc: Document, query: Mapping[str, Any]) -> bool:
+    return all(_satisfies(doc.get(name), condition) for name, condition in query.items())
+
+
+def _satisfies(value: Any, condition: Any) -> bool:
+    if not isinstance(condition, Mapping):
+        return bool(value == condition)
+    try:
+        return value is not None and all(RANGE[op](value, bound) for op, bound in condition.items())
+    except TypeError:  # like MongoDB, values of another type never match a range
+        return False
 
 
 class InMemoryRepository:
@@ -61,7 +98,8 @@ class InMemoryRepository:
 
     async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
                          limit: int) -> list[Document]:
-        docs = sorted((d for (v, _), d in self.views.items() if v == view and _matches(d, filters, after)),
+        query = view_query(filters, after)
+        docs = sorted((d for (v, _), d in self.views.items() if v == view and _matches(d, query)),
                       key=lambda d: d["_id"])
         return docs[:limit]
 
@@ -77,7 +115,9 @@ class MongoRepository:
         return self.db[f"view_{name}"]
 
     async def ensure_indexes(self) -> None:
-        await self.view("seizures").create_index([("country", 1), ("year", 1), ("drug", 1)])
+        for view, indexes in INDEXES.items():  # one at a time: each may create its collection
+            for fields in indexes:
+                await self.view(view).create_index([(name, 1) for name in fields])
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         found = await asyncio.gather(*(self.submissions.find_one({"_id": i}) for i in ids))
@@ -105,8 +145,6 @@ class MongoRepository:
 
     async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
                          limit: int) -> list[Document]:
-        query: dict[str, Any] = {**filters, "submissions": {"$gt": 0}}
-        if after is not None:
-            query["_id"] = {"$gt": after}
+        query = view_query(filters, after)
         cursor = self.view(view).find(query, {"wm": 0}).sort("_id", 1).limit(limit)
         return [doc async for doc in cursor]

@@ -30,7 +30,7 @@ def rejected(sid: str, seq: int) -> Event:
 
 def rows(repo: InMemoryRepository) -> dict[str, tuple[int, int, int, int]]:
     return {d["_id"]: (d["cases"], d["quantity_micro"], d["persons_arrested"], d["submissions"])
-            for d in repo.views.values() if d["submissions"]}
+            for (view, _), d in repo.views.items() if view == "seizures" and d["submissions"]}
 
 
 async def test_redelivered_and_resubmitted_events_count_once() -> None:

@@ -1,0 +1,219 @@
+"""The views analysts read: tables (JSON or CSV pages), the seizure map (GeoJSON) and the fact sheet."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from services.aggregate.paging import (
+    PAGE_MAX,
+    RepositoryDep,
+    all_of,
+    bad_query,
+    csv_response,
+    cursor_bytes,
+    encode_cursor,
+    page_of,
+    range_filter,
+)
+from services.aggregate.report import (
+    FactSheet,
+    FeatureCollection,
+    FinancialRow,
+    PriceRow,
+    Repeat,
+    RouteRow,
+    SeizureRow,
+    TrainingKey,
+    TrainingRow,
+    feature,
+    financial_row,
+    price_row,
+    repeats_among,
+    route_row,
+    seizure_row,
+    training_rows,
+    training_summary,
+    treatment_summary,
+)
+
+router = APIRouter(tags=["views"])
+
+Country = Annotated[str | None, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")]
+Year = Annotated[int | None, Query(ge=1990, le=2100)]
+Drug = Annotated[str | None, Query(pattern="^[a-z_]{1,40}$", description="A drug code, e.g. `heroin`")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX)]
+Cursor = Annotated[str | None, Query(description="The `next` value of the previous page.")]
+Format = Annotated[Literal["json", "csv"], Query(alias="format", description="`csv`: text/csv, one page, "
+                                                 "the next page's cursor in `X-Next-Cursor` and `Link`.")]
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+DAY = r"^\d{4}-\d{2}-\d{2}$"
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"}}
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class Page(BaseModel):
+    next: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class SeizurePage(Page):
+    items: list[SeizureRow]
+
+
+class RoutePage(Page):
+    items: list[RouteRow]
+
+
+class PricePage(Page):
+    items: list[PriceRow]
+
+
+class FinancialPage(Page):
+    items: list[FinancialRow]
+
+
+class TrainingPage(Page):
+    items: list[TrainingRow]
+    repeats: list[Repeat] = Field(description="Everyone in the selection (all pages) trained more than once on "
+                                              "the same course title, in any year; the same on every page.")
+
+
+@router.get("/v1/views/seizures", response_model=SeizurePage, responses=CSV)
+async def seizures_view(request: Request, repository: RepositoryDep, country: Country = None, year: Year = None,
+                        drug: Drug = None, limit: Limit = 100, cursor: Cursor = None,
+                        format_: Format = "json") -> SeizurePage | Response:
+    """Seizures by country × year × drug (the questionnaire's national table), in normalised units."""
+    docs, next_cursor = await page_of(repository, "seizures", _filters(country=country, year=year, drug=drug),
+                                      cursor, limit)
+    items = [seizure_row(d) for d in docs]
+    if format_ == "csv":
+        return csv_response(request, items, SeizureRow, next_cursor, "seizures")
+    return SeizurePage(items=items, next=next_cursor)
+
+
+@router.get("/v1/views/routes", response_model=RoutePage, responses=CSV)
+async def routes_view(
+    request: Request, repository: RepositoryDep,
+    route: Annotated[Literal["balkan", "northern", "southern", "other", "unknown"] | None, Query()] = None,
+    drug: Drug = None,
+    from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM")] = None,
+    to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM")] = None,
+    limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
+) -> RoutePage | Response:
+    """Trend by route × month × drug: cases and quantity in normalised units."""
+    filters = _filters(route=route, drug=drug, month=range_filter(from_, to, ("from", "to")))
+    docs, next_cursor = await page_of(repository, "routes", filters, cursor, limit)
+    items = [route_row(d) for d in docs]
+    if format_ == "csv":
+        return csv_response(request, items, RouteRow, next_cursor, "routes")
+    return RoutePage(items=items, next=next_cursor)
+
+
+@router.get("/v1/views/prices", response_model=PricePage, responses=CSV)
+async def prices_view(
+    request: Request, repository: RepositoryDep, country: Country = None, year: Year = None, drug: Drug = None,
+    market: Annotated[Literal["retail", "wholesale"] | None, Query()] = None,
+    limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
+) -> PricePage | Response:
+    """Prices per gram by country × year × drug × market, per currency: observations, min, max and mean."""
+    filters = _filters(country=country, year=year, drug=drug, market=market)
+    docs, next_cursor = await page_of(repository, "prices", filters, cursor, limit)
+    items = [price_row(d) for d in docs]
+    if format_ == "csv":
+        return csv_response(request, items, PriceRow, next_cursor, "prices")
+    return PricePage(items=items, next=next_cursor)
+
+
+CaseType = Literal["money_laundering_investigation", "asset_seizure", "cash_smuggling", "informal_value_transfer",
+                   "other"]
+
+
+@router.get("/v1/views/financial", response_model=FinancialPage, responses=CSV)
+async def financial_view(
+    request: Request, repository: RepositoryDep, country: Country = None, year: Year = None,
+    case_type: Annotated[CaseType | None, Query()] = None,
+    limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
+) -> FinancialPage | Response:
+    """Illicit financial flow cases by country × year × case type, per currency."""
+    filters = _filters(country=country, year=year, case_type=case_type)
+    docs, next_cursor = await page_of(repository, "financial", filters, cursor, limit)
+    items = [financial_row(d) for d in docs]
+    if format_ == "csv":
+        return csv_response(request, items, FinancialRow, next_cursor, "financial")
+    return FinancialPage(items=items, next=next_cursor)
+
+
+def _day(value: str | None, parameter: str) -> str | None:
+    if value is not None:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            bad_query(parameter, "date_invalid", "is not a calendar date (YYYY-MM-DD)")
+    return value
+
+
+@router.get("/v1/views/map", response_model=FeatureCollection)
+async def map_view(
+    repository: RepositoryDep, drug: Drug = None,
+    from_: Annotated[str | None, Query(alias="from", pattern=DAY, description="First day, YYYY-MM-DD")] = None,
+    to: Annotated[str | None, Query(pattern=DAY, description="Last day, YYYY-MM-DD")] = None,
+    limit: Limit = PAGE_MAX, cursor: Cursor = None,
+) -> FeatureCollection:
+    """Seizures with coordinates as a GeoJSON FeatureCollection (points are [lon, lat])."""
+    seized_on = range_filter(_day(from_, "from"), _day(to, "to"), ("from", "to"))
+    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, seized_on=seized_on), cursor, limit)
+    return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
+
+
+def _training_after(cursor: str | None) -> TrainingKey | None:
+    """Training rows are groups of documents, so their cursor is the last group's key, not an `_id`."""
+    if cursor is None:
+        return None
+    try:
+        country, year, agency, programme = orjson.loads(cursor_bytes(cursor))
+        if isinstance(country, str) and isinstance(year, int) and isinstance(agency, str) \
+                and isinstance(programme, str):
+            return country, year, agency, programme
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        pass
+    bad_query("cursor", "cursor_invalid", "is not a cursor returned by this API")
+
+
+@router.get("/v1/views/trainings", response_model=TrainingPage)
+async def trainings_view(repository: RepositoryDep, country: Country = None, year: Year = None,
+                         limit: Limit = 100, cursor: Cursor = None) -> TrainingPage:
+    """Distinct people trained per participant country × year × agency × programme, and who came twice."""
+    after = _training_after(cursor)
+    trainees = await all_of(repository, "trainees", _filters(country=country, year=year))
+    rows = [(key, row) for key, row in training_rows(trainees) if after is None or key > after]
+    page = rows[:limit]
+    selection = {d["pseudonym"] for d in trainees} if country is not None or year is not None else None
+    repeats = await all_of(repository, "repeats", {"submissions": {"$gt": 1}})
+    return TrainingPage(items=[row for _, row in page], repeats=repeats_among(repeats, selection),
+                        next=encode_cursor(orjson.dumps(page[-1][0])) if len(rows) > limit else None)
+
+
+@router.get("/v1/views/fact-sheet", response_model=FactSheet)
+async def fact_sheet_view(repository: RepositoryDep,
+                          country: Annotated[str, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")],
+                          year: Annotated[int, Query(ge=1990, le=2100)]) -> FactSheet:
+    """One country's year: seizures, prices, financial cases, treatment and trainings side by side."""
+    where = {"country": country, "year": year}
+    trainees = await all_of(repository, "trainees", where)
+    return FactSheet(
+        country=country, year=year,
+        seizures=[seizure_row(d) for d in await all_of(repository, "seizures", where)],
+        prices=[price_row(d) for d in await all_of(repository, "prices", where)],
+        financial=[financial_row(d) for d in await all_of(repository, "financial", where)],
+        treatment=treatment_summary(await all_of(repository, "treatment", where)),
+        trainings=training_summary(await all_of(repository, "courses", where), trainees,
+                                   await all_of(repository, "repeats", {"submissions": {"$gt": 1}})),
+    )
