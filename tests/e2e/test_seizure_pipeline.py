@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from tests.conftest import Stack, eventually
+from tests.e2e.helpers import decided, status, submit, view
 from tests.factories import envelope
-
-
-def submit(stack: Stack, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{stack.url('ingest')}/v1/submissions", json=body, timeout=15)
-
-
-def status(stack: Stack, submission_id: str) -> dict[str, Any] | None:
-    response = httpx.get(f"{stack.url('aggregate')}/v1/submissions/{submission_id}", timeout=5)
-    return response.json() if response.status_code == 200 else None
-
-
-def decided(stack: Stack, submission_id: str, version: int = 1) -> dict[str, Any]:
-    return eventually(lambda: (s := status(stack, submission_id)) and s["status"] != "received"
-                      and s["version"] == version and s, what=f"a verdict on {submission_id} v{version}")
-
-
-def view(stack: Stack, **filters: Any) -> list[dict[str, Any]]:
-    response = httpx.get(f"{stack.url('aggregate')}/v1/views/seizures", params=filters, timeout=5)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 def test_valid_seizure_becomes_validated_and_counts_in_the_view(stack: Stack) -> None:
@@ -40,7 +18,7 @@ def test_valid_seizure_becomes_validated_and_counts_in_the_view(stack: Stack) ->
     verdict = decided(stack, body["id"])
     assert verdict["status"] == "validated"
     assert verdict["errors"] == []
-    assert view(stack, country="PAK", year=2021) == [
+    assert view(stack, "seizures", country="PAK", year=2021) == [
         {"country": "PAK", "year": 2021, "drug": "heroin", "cases": 3, "quantity": 2.5, "unit": "kg",
          "persons_arrested": 4, "submissions": 1}]
 
@@ -54,7 +32,7 @@ def test_invalid_seizure_is_rejected_naming_each_field(stack: Stack) -> None:
     fields = {tuple(e["loc"]) for e in verdict["errors"]}
     assert {("data", "country"), ("data", "quantity"), ("data", "unit")} <= fields
     assert all(e["msg"] and e["type"] for e in verdict["errors"])
-    assert view(stack, country="XXX") == []
+    assert view(stack, "seizures", country="XXX") == []
 
 
 def test_same_submission_sent_twice_counts_once(stack: Stack) -> None:
@@ -67,7 +45,7 @@ def test_same_submission_sent_twice_counts_once(stack: Stack) -> None:
                         and s["status"] == "validated" and s, what="the resubmission's verdict")
 
     assert second["version"] == 1
-    assert view(stack, country="TJK", year=2022) == [
+    assert view(stack, "seizures", country="TJK", year=2022) == [
         {"country": "TJK", "year": 2022, "drug": "heroin", "cases": 1, "quantity": 10.0, "unit": "kg",
          "persons_arrested": 2, "submissions": 1}]
 
@@ -76,7 +54,7 @@ def test_amended_seizure_moves_its_figures_to_the_new_bucket(stack: Stack) -> No
     body = envelope(country="UZB", seized_on="2023-06-01", drug="opium", quantity=40, unit="kg")
     assert submit(stack, body).status_code == 202
     decided(stack, body["id"])
-    assert [r["drug"] for r in view(stack, country="UZB", year=2023)] == ["opium"]
+    assert [r["drug"] for r in view(stack, "seizures", country="UZB", year=2023)] == ["opium"]
 
     amended = envelope(body["id"], country="UZB", seized_on="2023-06-01", drug="morphine", quantity=41, unit="kg")
     assert submit(stack, amended).status_code == 202
@@ -84,7 +62,7 @@ def test_amended_seizure_moves_its_figures_to_the_new_bucket(stack: Stack) -> No
 
     assert verdict["status"] == "validated"
     assert verdict["current_valid_version"] == 2
-    assert view(stack, country="UZB", year=2023) == [
+    assert view(stack, "seizures", country="UZB", year=2023) == [
         {"country": "UZB", "year": 2023, "drug": "morphine", "cases": 1, "quantity": 41.0, "unit": "kg",
          "persons_arrested": 2, "submissions": 1}]
 
@@ -99,7 +77,7 @@ def test_rejected_amendment_keeps_the_last_valid_version_in_the_view(stack: Stac
 
     assert verdict["status"] == "rejected"
     assert verdict["current_valid_version"] == 1
-    assert [(r["quantity"], r["submissions"]) for r in view(stack, country="KGZ", year=2023)] == [(5.0, 1)]
+    assert [(r["quantity"], r["submissions"]) for r in view(stack, "seizures", country="KGZ", year=2023)] == [(5.0, 1)]
 
 
 def test_unknown_submission_is_404(stack: Stack) -> None:
