@@ -88,7 +88,7 @@ def up() -> int:
     print(f"""
 All services ready in {time.monotonic() - started:.1f}s.
   submit:  POST http://127.0.0.1:{services.DEFAULT_PORTS['ingest']}/v1/submissions   (docs: /docs)
-  views:   GET  http://127.0.0.1:{services.DEFAULT_PORTS['aggregate']}/v1/views/seizures
+  views:   GET  http://127.0.0.1:{services.DEFAULT_PORTS["aggregate"]}/v1/views/{{seizures,routes,prices,financial,trainings,map,fact-sheet}}
   status:  GET  http://127.0.0.1:{services.DEFAULT_PORTS['aggregate']}/v1/submissions/{{id}}
   health:  /health/ready and /metrics on ports 8000, 8001, 8002
   logs:    {LOGS}/ (services), {VAR}/kafka/kafka.log, {VAR}/store/
