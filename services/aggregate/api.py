@@ -21,6 +21,8 @@ class VersionEntry(BaseModel):
     submitted_by: str
     decided_at: str | None = None
     errors: list[ErrorDetail] = []
+    changed: list[str] | None = Field(None, description="Fields that differ from the previous version "
+                                                        "(nested ones as `participant/agency`).")
 
 
 class SubmissionStatus(BaseModel):
@@ -50,11 +52,28 @@ async def submission_status(submission_id: str, repository: RepositoryDep) -> Su
 
 def status_of(record: Document) -> SubmissionStatus:
     valid = record.get("valid")
-    history = [VersionEntry(**h) for h in record["history"]]
+    history = [VersionEntry(**h, changed=changed) for h, changed in zip(record["history"],
+                                                                         _changes(record["history"]), strict=True)]
     current = next((h["version"] for h in record["history"] if valid and h["seq"] == valid["seq"]), None)
     return SubmissionStatus(id=record["_id"], type=record["type"], status=record["status"], version=record["version"],
                             current_valid_version=current, errors=record["errors"],
                             received_at=record["received_at"], updated_at=record["updated_at"], history=history)
+
+
+def _changes(history: list[Document]) -> list[list[str] | None]:
+    """For each history entry, the fields its version changed, when both versions' digests are known."""
+    changes: list[list[str] | None] = []
+    previous: dict[str, str] | None = None
+    previous_version = None
+    for entry in history:
+        fields = entry.get("fields")
+        changed = None
+        if entry["version"] != previous_version:
+            if previous is not None and fields is not None:
+                changed = sorted(k for k in previous.keys() | fields.keys() if previous.get(k) != fields.get(k))
+            previous, previous_version = fields, entry["version"]
+        changes.append(changed)
+    return changes
 
 
 router.include_router(views_router)

@@ -6,7 +6,7 @@ import logging
 
 import orjson
 
-from services.aggregate.projection import Event
+from services.aggregate.projection import Event, field_digests
 from shared.envelope import content_hash
 from shared.topics import Topics
 
@@ -20,14 +20,16 @@ def to_event(topic: str, partition: int, offset: int, value: bytes | None, topic
         if topic == topics.received:
             return Event("received", raw["id"], raw["type"], offset,
                          content_hash(raw["type"], raw["schema_version"], raw["data"]),
-                         raw["received_at"], raw["submitted_by"], raw["received_at"])
+                         raw["received_at"], raw["submitted_by"], raw["received_at"],
+                         fields=field_digests(raw["data"]))
         if topic == topics.validated:
             return Event("validated", raw["id"], raw["type"], raw["received"]["seq"], raw["data_hash"],
                          raw["validated_at"], raw["submitted_by"], raw["received_at"], data=raw["data"],
                          source=str(partition), offset=offset)
         if topic == topics.rejected:
             return Event("rejected", raw["id"], raw["type"], raw["received"]["seq"], raw["data_hash"],
-                         raw["rejected_at"], raw["submitted_by"], raw["received_at"], errors=raw["errors"])
+                         raw["rejected_at"], raw["submitted_by"], raw["received_at"], errors=raw["errors"],
+                         fields=field_digests(raw["original"].get("data")))
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         log.error("unreadable event skipped", extra={"topic": topic, "partition": partition, "offset": offset,
                                                      "error": repr(exc)})

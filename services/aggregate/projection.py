@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
+import orjson
+
 from shared.store import Document
 
 QUANTITY_SCALE = 1_000_000
@@ -73,6 +75,8 @@ class Event:
     errors: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
     offset: int = -1
+    fields: dict[str, str] = field(default_factory=dict)
+    """A short digest of each submitted field, so a version's status can say what changed."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,8 @@ def _merge_history(record: Document, event: Event) -> None:
         entry = {"seq": event.seq, "hash": event.data_hash, "status": "received", "received_at": event.received_at,
                  "submitted_by": event.submitted_by, "errors": []}
         history.insert(index, entry)
+    if event.fields and not entry.get("fields"):
+        entry["fields"] = event.fields
     if RANK[event.kind] >= RANK[entry["status"]]:
         entry["status"] = event.kind
         entry["errors"] = event.errors if event.kind == "rejected" else []
@@ -268,6 +274,20 @@ def _merge_history(record: Document, event: Event) -> None:
         item["version"] = version
     latest = history[-1]
     record.update(status=latest["status"], version=latest["version"], errors=latest["errors"])
+
+
+def field_digests(data: Any) -> dict[str, str]:
+    """Field path (`participant/agency` for nested ones) → a short digest of its value."""
+    if not isinstance(data, dict):
+        return {}
+    digests: dict[str, str] = {}
+    for name, value in data.items():
+        if isinstance(value, dict) and value:
+            digests.update({f"{name}/{k}": v for k, v in field_digests(value).items()})
+        else:
+            encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            digests[str(name)] = hashlib.blake2b(encoded, digest_size=6).hexdigest()
+    return {k.replace(".", "_").lstrip("$"): v for k, v in digests.items()}
 
 
 def _apply_valid_version(record: Document, event: Event) -> list[Delta]:

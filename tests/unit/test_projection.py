@@ -99,3 +99,19 @@ async def test_crash_between_view_and_record_writes_is_repaired_by_replay(crash_
                 await apply_batch(repo, batch)
         await apply_batch(repo, batch)  # the batch is redelivered after the restart
     assert rows(repo) == {"AFG:2024:heroin:kg": (2, 1_600_000, 4, 2), "AFG:2024:opium:kg": (1, 1_500_000, 2, 1)}
+
+
+async def test_status_history_says_which_fields_an_amendment_changed() -> None:
+    from services.aggregate.api import status_of
+    from services.aggregate.projection import field_digests
+
+    repo = InMemoryRepository()
+    first, second = seizure_data(), seizure_data(country="IRN", quantity=7)
+
+    def received(seq: int, data: dict[str, Any]) -> Event:
+        return Event("received", "a", "seizure", seq, content_hash("seizure", 1, data), "t", "officer", "t",
+                     fields=field_digests(data))
+
+    await apply_batch(repo, [received(1, first), received(2, first), received(3, second)])
+    history = status_of(repo.submissions["a"]).history
+    assert [(h.version, h.changed) for h in history] == [(1, None), (1, None), (2, ["country", "quantity"])]
