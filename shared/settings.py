@@ -6,10 +6,14 @@ use the contract's unprefixed names (`KAFKA_BOOTSTRAP_SERVERS`, `MONGODB_URL`, `
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.topics import Topics
+
+DEV_AUTH_PEPPER = "development-only-auth-pepper"
 
 
 class ServiceSettings(BaseSettings):
@@ -28,6 +32,32 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=AliasChoices("DMP_LOG_LEVEL", "log_level"))
     host: str = "127.0.0.1"
     port: int = 8000
+    environment: str = Field("development", validation_alias=AliasChoices("DMP_ENVIRONMENT", "environment"),
+                             description="Anything but `development` refuses placeholder secrets.")
+    auth_pepper: SecretStr = Field(SecretStr(DEV_AUTH_PEPPER),
+                                   validation_alias=AliasChoices("DMP_AUTH_PEPPER", "auth_pepper"),
+                                   description="Secret that keys the stored hashes of API keys; the same on "
+                                               "every service and the `dmp keys` command.")
+    rate_limit_per_s: float = Field(50.0, ge=0, validation_alias=AliasChoices("DMP_RATE_LIMIT_PER_S",
+                                                                                "rate_limit_per_s"),
+                                    description="Requests per second per key (0 = no limit).")
+    rate_limit_burst: int = Field(200, ge=1, validation_alias=AliasChoices("DMP_RATE_LIMIT_BURST",
+                                                                             "rate_limit_burst"))
+    cors_origins: list[str] = Field(default_factory=list,
+                                    validation_alias=AliasChoices("DMP_CORS_ORIGINS", "cors_origins"),
+                                    description="Browser origins allowed to call the API (JSON list).")
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_outside_development(self) -> Self:
+        if self.environment != "development":
+            for name, value, placeholder in self.placeholder_secrets():
+                if value == placeholder:
+                    raise ValueError(f"{name} is still the development placeholder; set a long random secret")
+        return self
+
+    def placeholder_secrets(self) -> list[tuple[str, str, str]]:
+        """(variable, value, placeholder) for each secret that must be set outside development."""
+        return [("DMP_AUTH_PEPPER", self.auth_pepper.get_secret_value(), DEV_AUTH_PEPPER)]
 
     @property
     def topics(self) -> Topics:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,8 @@ import pytest
 
 from infra import kafka, services, store
 from infra.proc import VAR, stop_pid
+from shared.auth import Role, make_key
+from shared.settings import DEV_AUTH_PEPPER
 
 T = TypeVar("T")
 TIERS = ("unit", "integration", "e2e")
@@ -82,10 +85,31 @@ class Stack:
                 "VALIDATE_GROUP_ID": f"{self.namespace}-validate",
                 "VALIDATE_TRANSACTIONAL_ID": f"{self.namespace}-validate-0",
                 "AGGREGATE_GROUP_ID": f"{self.namespace}-aggregate",
-                "INGEST_PUBLISH_TIMEOUT_S": "5"}
+                "INGEST_PUBLISH_TIMEOUT_S": "5", "DMP_RATE_LIMIT_PER_S": "0"}
 
     def url(self, name: str) -> str:
         return self.procs[name].url
+
+    def key(self, role: Role, countries: list[str] | None = None, name: str = "e2e") -> str:
+        """A new API key in this stack's key store, as `dmp keys create` makes it."""
+        from pymongo import MongoClient
+
+        new = make_key(DEV_AUTH_PEPPER.encode(), role, countries, name)
+        client: MongoClient[dict[str, Any]] = MongoClient(self.infra.mongodb_url)
+        try:
+            client[self.database]["api_keys"].insert_one(new.record)
+        finally:
+            client.close()
+        return new.key
+
+    @cached_property
+    def officer(self) -> dict[str, str]:
+        """Authorization headers of an officer who reports for every country."""
+        return {"Authorization": f"Bearer {self.key('officer')}"}
+
+    @cached_property
+    def analyst(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key('analyst')}"}
 
     def start(self, name: str, port: int | None = None) -> services.Service:
         from infra.proc import free_port

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from services.aggregate.paging import RepositoryDep
 from services.aggregate.views import router as views_router
+from shared.access import allow
+from shared.audit import Action, AuditLog
+from shared.auth import Principal
 from shared.envelope import ErrorDetail
 from shared.store import Document
 
 router = APIRouter()
+StatusReader = Annotated[Principal, Depends(allow("officer", "analyst", "operator", "admin"))]
+Admin = Annotated[Principal, Depends(allow("admin"))]
 
 
 class VersionEntry(BaseModel):
@@ -41,9 +48,14 @@ class SubmissionStatus(BaseModel):
 
 @router.get("/v1/submissions/{submission_id}", response_model=SubmissionStatus, tags=["status"],
             responses={404: {"description": "No submission with this id has been seen"}})
-async def submission_status(submission_id: str, repository: RepositoryDep) -> SubmissionStatus:
-    """The status of one submission: received, validated or rejected, with reasons and history."""
+async def submission_status(submission_id: str, repository: RepositoryDep, reader: StatusReader) -> SubmissionStatus:
+    """The status of one submission: received, validated or rejected, with reasons and history.
+
+    Officers see only the submissions their key sent (others answer 404, as if unknown).
+    """
     record = await repository.get_submission(submission_id)
+    if record is not None and reader.role == "officer" and record.get("submitted_by") != reader.key_id:
+        record = None
     if record is None:
         raise HTTPException(404, detail=[{"loc": ["path", "submission_id"], "type": "not_found",
                                           "msg": f"no submission with id {submission_id!r} has been received"}])
@@ -74,6 +86,36 @@ def _changes(history: list[Document]) -> list[list[str] | None]:
             previous, previous_version = fields, entry["version"]
         changes.append(changed)
     return changes
+
+
+class AuditEntry(BaseModel):
+    id: str
+    at: str
+    actor: str = Field(description="The key id that acted.")
+    action: str
+    target: str
+    details: dict[str, Any] = {}
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next: str | None
+
+
+@router.get("/v1/audit", response_model=AuditPage, tags=["audit"])
+async def audit_trail(request: Request, _: Admin,
+                      actor: Annotated[str | None, Query(max_length=64)] = None,
+                      action: Annotated[Action | None, Query()] = None,
+                      target: Annotated[str | None, Query(max_length=200)] = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                      cursor: Annotated[str | None, Query(max_length=400)] = None) -> AuditPage:
+    """Who submitted, amended, exported, made or revoked what, and when (admins only), oldest first."""
+    log: AuditLog = request.app.state.audit
+    filters = {k: v for k, v in {"actor": actor, "action": action, "target": target}.items() if v is not None}
+    found = await log.query(filters, cursor, limit + 1)
+    page = found[:limit]
+    items = [AuditEntry(id=e["_id"], **{k: v for k, v in e.items() if k != "_id"}) for e in page]
+    return AuditPage(items=items, next=page[-1]["_id"] if len(found) > limit else None)
 
 
 router.include_router(views_router)

@@ -11,19 +11,23 @@ from services.aggregate.api import router
 from services.aggregate.repository import MongoRepository, Repository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import AggregateWorker
+from shared.access import install_access
+from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
+from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, run
 from shared.store import connect, store_reachable
 
 
 def create_app(settings: AggregateSettings, repository: Repository | None = None,
-               worker: AggregateWorker | None = None, on_fatal: FatalHandler | None = None) -> FastAPI:
+               worker: AggregateWorker | None = None, on_fatal: FatalHandler | None = None,
+               keys: KeyStore | None = None, audit: AuditLog | None = None) -> FastAPI:
     """The read API; with no `repository` the lifespan connects MongoDB and starts the consumer."""
+    pepper = settings.auth_pepper.get_secret_value().encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if repository is not None:
-            app.state.repository = repository
             yield
             return
         client = connect(settings.mongodb_url, "dmp-aggregate")
@@ -31,7 +35,9 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         await mongo.ensure_indexes()
         app.state.repository = mongo
         app.state.mongo = client
-        app.state.worker = worker or AggregateWorker(settings, mongo, on_fatal=on_fatal)
+        app.state.audit = MongoAuditLog(client, settings.mongodb_database)
+        app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
+        app.state.worker = worker or AggregateWorker(settings, mongo, app.state.audit, on_fatal=on_fatal)
         await app.state.worker.start()
         try:
             yield
@@ -43,8 +49,12 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
                   description="Submission status and the views analysts read.")
     app.state.repository = repository
     app.state.worker = None
+    if repository is not None:  # everything in memory: usable without running the lifespan
+        app.state.audit = audit or InMemoryAuditLog()
+        app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
     app.add_middleware(MetricsMiddleware, service="aggregate")
     install_error_handler(app)
+    install_access(app, settings, app.state.authenticator if repository is not None else None)
     app.include_router(router)
 
     async def store_ok() -> bool:

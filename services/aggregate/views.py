@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.aggregate.paging import (
@@ -40,8 +41,23 @@ from services.aggregate.report import (
     training_summary,
     treatment_summary,
 )
+from shared.access import allow
+from shared.audit import AuditLog
+from shared.audit import entry as audit_entry
+from shared.envelope import utcnow
 
-router = APIRouter(tags=["views"])
+
+async def audit_exports(request: Request) -> None:
+    """Record who exported what: every CSV page and every export is an audit entry."""
+    if request.query_params.get("format") != "csv" and not request.url.path.startswith("/v1/exports/"):
+        return
+    principal = request.state.principal
+    log: AuditLog = request.app.state.audit
+    await log.record([audit_entry(uuid.uuid4().hex, utcnow(), principal.key_id, "exported", request.url.path,
+                                  query=str(request.query_params))])
+
+
+router = APIRouter(tags=["views"], dependencies=[Depends(allow("analyst")), Depends(audit_exports)])
 
 Country = Annotated[str | None, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")]
 Year = Annotated[int | None, Query(ge=1990, le=2100)]

@@ -9,6 +9,8 @@ from services.aggregate.events import to_event
 from services.aggregate.projection import Delta, Event, apply_delta, project
 from services.aggregate.repository import Repository, ViewKey
 from services.aggregate.settings import AggregateSettings
+from shared.audit import Action, AuditLog
+from shared.audit import entry as audit_entry
 from shared.kafka import build_consumer, ensure_topics
 from shared.service import FatalHandler
 from shared.store import Document
@@ -23,11 +25,12 @@ class AggregateWorker(BatchWorker):
 
     service = "aggregate"
 
-    def __init__(self, settings: AggregateSettings, repository: Repository,
+    def __init__(self, settings: AggregateSettings, repository: Repository, audit: AuditLog | None = None,
                  on_fatal: FatalHandler | None = None) -> None:
         self.settings = settings
         self.topics = settings.topics
         self.repository = repository
+        self.audit = audit
         super().__init__(max_records=settings.max_batch, on_fatal=on_fatal)
 
     def make_consumer(self) -> AIOKafkaConsumer:
@@ -38,15 +41,20 @@ class AggregateWorker(BatchWorker):
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
 
     async def process(self, batch: Batch) -> None:
-        await apply_batch(self.repository, [
+        records = await apply_batch(self.repository, events := [
             event for tp, records in batch.items() for r in records
             if (event := to_event(tp.topic, tp.partition, r.offset, r.value, self.topics)) is not None])
+        if self.audit is not None:
+            await self.audit.record(submission_audit(records, events))
         assert self.consumer is not None
         await self.consumer.commit(last_offsets(batch))
 
 
-async def apply_batch(repository: Repository, events: list[Event]) -> None:
-    """Project `events` (in partition order) onto the stored records and views, idempotently."""
+async def apply_batch(repository: Repository, events: list[Event]) -> dict[str, Document]:
+    """Project `events` (in partition order) onto the stored records and views, idempotently.
+
+    Returns the submission records the batch touched, as saved.
+    """
     records = await repository.load_submissions({e.id for e in events})
     touched: dict[str, Document] = {}
     deltas: list[Delta] = []
@@ -69,3 +77,22 @@ async def apply_batch(repository: Repository, events: list[Event]) -> None:
     if touched:
         with STORE_WRITE_SECONDS.labels("submissions").time():
             await repository.save_submissions(touched.values())
+    return touched
+
+
+def submission_audit(records: dict[str, Document], events: list[Event]) -> list[Document]:
+    """An audit entry per received version: submitted (first), amended (new data) or resubmitted (same data)."""
+    entries = []
+    for event in events:
+        if event.kind != "received" or event.id not in records:
+            continue
+        history = records[event.id]["history"]
+        index = next((i for i, h in enumerate(history) if h["seq"] == event.seq), None)
+        if index is None:
+            continue
+        version = history[index]["version"]
+        action: Action = ("submitted" if index == 0 else
+                          "amended" if history[index - 1]["version"] != version else "resubmitted")
+        entries.append(audit_entry(f"{event.id}:{event.seq}", event.received_at, event.submitted_by, action,
+                                   event.id, type=event.type, version=version))
+    return entries

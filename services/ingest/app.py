@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -13,9 +13,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel
 
-from services.ingest.edge import BadSubmission, parse_envelope, read_batch_body, read_json_body
+from services.ingest.edge import BadSubmission, parse_envelope, read_batch_body, read_json_body, sanitise
 from services.ingest.pseudonym import pseudonymise_training
 from services.ingest.settings import IngestSettings
+from shared.access import allow, install_access
+from shared.auth import Authenticator, KeyStore, MongoKeyStore, Principal
 from shared.envelope import (
     EVENT_RECEIVED,
     ErrorDetail,
@@ -31,6 +33,7 @@ from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.service import FatalHandler, run
+from shared.store import connect, store_reachable
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,8 @@ class ProblemResponse(BaseModel):
 
 
 class BatchItemResult(BaseModel):
-    """One item's verdict: `received` (the broker has it), `invalid` (fix and resend), `unavailable` (resend)."""
+    """One item's verdict: `received` (the broker has it), `invalid` (fix and resend), `forbidden` (not a
+    country this key reports for), `unavailable` (resend as it is)."""
 
     index: int
     id: str | None
@@ -64,6 +68,7 @@ class BatchResult(BaseModel):
     items: list[BatchItemResult]
     received: int
     invalid: int
+    forbidden: int
     unavailable: int
 
 
@@ -78,36 +83,42 @@ def get_settings(request: Request) -> IngestSettings:
 
 
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+Officer = Annotated[Principal, Depends(allow("officer"))]
 SettingsDep = Annotated[IngestSettings, Depends(get_settings)]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemResponse} for code in (400, 413, 415, 422, 503)}
 
 
-def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> FastAPI:
-    """The ingest app; with no `publisher`, its lifespan connects a real Kafka producer."""
+def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None) -> FastAPI:
+    """The ingest app; what is not passed in (broker, key store) its lifespan connects for real."""
+    pepper = settings.auth_pepper.get_secret_value().encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if publisher is not None:
-            app.state.publisher = publisher
+        async with AsyncExitStack() as stack:
+            if keys is None:
+                client = connect(settings.mongodb_url, "dmp-ingest")
+                stack.push_async_callback(client.close)
+                app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
+                app.state.store_ok = lambda: store_reachable(client)
+            if publisher is None:
+                await ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
+                                    settings.topic_partitions)
+                kafka = KafkaPublisher(settings.kafka_bootstrap_servers, timeout=settings.publish_timeout_s)
+                await kafka.start()
+                stack.push_async_callback(kafka.stop)
+                app.state.publisher = kafka
             yield
-            return
-        await ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(), settings.topic_partitions)
-        kafka = KafkaPublisher(settings.kafka_bootstrap_servers, timeout=settings.publish_timeout_s)
-        await kafka.start()
-        app.state.publisher = kafka
-        try:
-            yield
-        finally:
-            await kafka.stop()
 
     app = FastAPI(title="DMP ingest", version="0.1.0", lifespan=lifespan,
                   description="Field officers submit seizures, prices, financial cases, treatment facility "
                               "reports and training participants here.")
     app.state.settings = settings
     app.state.publisher = publisher
+    app.state.store_ok = _always_ok
     app.add_middleware(MetricsMiddleware, service="ingest")
     install_error_handler(app)
+    install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
 
     @app.exception_handler(BadSubmission)
     async def bad_submission(_: Request, exc: BadSubmission) -> JSONResponse:
@@ -124,9 +135,10 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
     @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
               openapi_extra={"requestBody": {"required": True,
                                              "content": {"application/json": {"schema": envelope_schema}}}})
-    async def submit(request: Request, publisher: PublisherDep, settings: SettingsDep) -> SubmissionAccepted:
+    async def submit(request: Request, publisher: PublisherDep, settings: SettingsDep,
+                     officer: Officer) -> SubmissionAccepted:
         """Accept one submission; 202 only once the broker has durably acknowledged it."""
-        prepared = prepare(await read_json_body(request, settings.max_body_bytes), request, settings)
+        prepared = prepare(await read_json_body(request, settings.max_body_bytes), request, settings, officer)
         await publisher.publish(prepared.outbound.topic, prepared.outbound.key, prepared.outbound.value,
                                 prepared.outbound.headers)
         count(prepared, "received")
@@ -136,7 +148,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"type": "array", "items": envelope_schema, "maxItems": 1000}},
                   "application/x-ndjson": {"schema": {"type": "string", "description": "one envelope per line"}}}}})
-    async def submit_batch(request: Request, publisher: PublisherDep, settings: SettingsDep) -> JSONResponse:
+    async def submit_batch(request: Request, publisher: PublisherDep, settings: SettingsDep,
+                           officer: Officer) -> JSONResponse:
         """Accept up to 1,000 submissions; one verdict per item, in order. Received items are in the broker."""
         items = await read_batch_body(request, settings.max_batch_bytes, settings.max_batch_items)
         results: list[BatchItemResult] = []
@@ -145,10 +158,11 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
             try:
                 if isinstance(item, BadSubmission):
                     raise item
-                prepared = prepare(item, request, settings)
+                prepared = prepare(item, request, settings, officer)
             except BadSubmission as exc:
                 item_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
-                results.append(BatchItemResult(index=index, id=item_id, status="invalid", errors=exc.errors))
+                results.append(BatchItemResult(index=index, id=item_id, errors=exc.errors,
+                                               status="forbidden" if exc.status == 403 else "invalid"))
                 SUBMISSIONS.labels(item.get("type", "unknown") if isinstance(item, dict) else "unknown",
                                    "invalid").inc()
                 continue
@@ -164,12 +178,12 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
                 results[index] = BatchItemResult(index=index, id=prepared.accepted.id, status="unavailable",
                                                  errors=[UNAVAILABLE])
                 count(prepared, "unavailable")
-        tally = {s: sum(r.status == s for r in results) for s in ("received", "invalid", "unavailable")}
+        tally = {s: sum(r.status == s for r in results) for s in ("received", "invalid", "forbidden", "unavailable")}
         body = BatchResult(items=results, **tally)
         headers = {"Retry-After": str(settings.retry_after_s)} if tally["unavailable"] else None
         return JSONResponse(body.model_dump(mode="json"), status_code=207, headers=headers)
 
-    app.include_router(health_router(lambda: {"broker": app.state.publisher.ready}))
+    app.include_router(health_router(lambda: {"broker": app.state.publisher.ready, "keys": app.state.store_ok}))
     return app
 
 
@@ -185,8 +199,28 @@ class Prepared:
     accepted: SubmissionAccepted
 
 
-def prepare(body: Any, request: Request, settings: IngestSettings) -> Prepared:
+async def _always_ok() -> bool:
+    return True
+
+
+REPORTING_COUNTRY = {"seizure": "country", "price": "country", "financial_case": "country",
+                     "treatment_facility": "country", "training": "host_country"}
+"""The field that says which country a submission reports for, per type."""
+
+
+def check_scope(envelope: SubmissionCreate, officer: Principal) -> None:
+    """403 when the key may not report for the submission's country (an invalid code is validate's to reject)."""
+    field = REPORTING_COUNTRY[envelope.type]
+    country = envelope.data.get(field)
+    if isinstance(country, str) and not officer.may_report_for(country):
+        allowed = ", ".join(sorted(officer.countries or ()))
+        raise BadSubmission(403, [ErrorDetail(loc=["body", "data", field], type="forbidden_country",
+                                              msg=f"this key reports for {allowed}, not {country}")])
+
+
+def prepare(body: Any, request: Request, settings: IngestSettings, officer: Principal) -> Prepared:
     """Check the envelope, pseudonymise what must not leave ingest, and build the received event."""
+    body = sanitise(body)
     if isinstance(body, dict) and body.get("type") == "training" and isinstance(body.get("data"), dict):
         data, problems = pseudonymise_training(body["data"], settings.pseudonym_key.get_secret_value().encode())
         body = {**body, "data": data}
@@ -198,6 +232,7 @@ def prepare(body: Any, request: Request, settings: IngestSettings) -> Prepared:
         if problems or envelope_problems:
             raise BadSubmission(422, envelope_problems + problems)
     envelope = parse_envelope(body)
+    check_scope(envelope, officer)
     encoded_size = len(dumps(envelope.data))
     if encoded_size > settings.max_body_bytes:
         raise BadSubmission(413, [ErrorDetail(loc=["body", "data"], type="body_too_large",
@@ -205,7 +240,7 @@ def prepare(body: Any, request: Request, settings: IngestSettings) -> Prepared:
     trace_id = trace_id_from(request.headers.get("traceparent")) or new_trace_id()
     now = utcnow()
     event = SubmissionReceived(id=str(envelope.id), type=envelope.type, schema_version=envelope.schema_version,
-                               data=envelope.data, submitted_by=submitter(request), received_at=now,
+                               data=envelope.data, submitted_by=officer.key_id, received_at=now,
                                trace_id=trace_id)
     outbound = Outbound(settings.topics.received, event.id, dumps(event),
                         cloudevent_headers(EVENT_RECEIVED, event.id, trace_id, now))
@@ -218,11 +253,6 @@ def count(prepared: Prepared, outcome: str) -> None:
     SUBMISSIONS.labels(prepared.envelope.type, outcome).inc()
     if outcome == "received":
         EVENTS_PRODUCED.labels("ingest", prepared.outbound.topic).inc()
-
-
-def submitter(_: Request) -> str:
-    """Who is submitting; until keys exist every caller is anonymous."""
-    return "anonymous"
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import orjson
@@ -111,3 +112,66 @@ def _detail(error: Any) -> ErrorDetail:
     elif code == "extra_forbidden":
         msg = "is not an envelope field (type-specific fields go inside `data`)"
     return ErrorDetail(loc=loc, msg=msg, type=code)
+
+
+MAX_DEPTH = 16
+MAX_STRING = 10_000
+INT64 = 2**63
+_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+
+
+def sanitise(value: Any) -> Any:
+    """The body with every string in Unicode NFC; 422 naming the path of anything hostile.
+
+    Refused: nesting deeper than MAX_DEPTH, strings longer than MAX_STRING, NUL and other control
+    characters, integers outside 64 bits (the store cannot hold them), and object keys the store
+    cannot hold (starting with `$` or containing `.`).
+    """
+    problems: list[ErrorDetail] = []
+    cleaned = _sanitise(value, ["body"], problems)
+    if problems:
+        raise BadSubmission(422, problems[:50])
+    return cleaned
+
+
+def _sanitise(value: Any, path: list[str | int], problems: list[ErrorDetail]) -> Any:
+    if len(path) > MAX_DEPTH + 1:
+        problems.append(ErrorDetail(loc=path, type="too_deep", msg=f"nests deeper than {MAX_DEPTH} levels"))
+        return None
+    if isinstance(value, str):
+        return _text(value, path, problems)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not -INT64 <= value < INT64:
+            problems.append(ErrorDetail(loc=path, type="number_too_large", msg="does not fit in 64 bits"))
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")) or abs(value) >= 2.0**63:
+            problems.append(ErrorDetail(loc=path, type="number_too_large",
+                                        msg="must be a finite number that fits in 64 bits"))
+        return value
+    if isinstance(value, list):
+        return [_sanitise(item, [*path, index], problems) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            name = _text(key, [*path, key], problems)
+            if name.startswith("$") or "." in name or not name:
+                problems.append(ErrorDetail(loc=[*path, key], type="invalid_key",
+                                            msg="field names must not be empty, start with '$' or contain '.'"))
+            result[name] = _sanitise(item, [*path, name], problems)
+        return result
+    return value
+
+
+def _text(value: str, path: list[str | int], problems: list[ErrorDetail]) -> str:
+    if len(value) > MAX_STRING:
+        problems.append(ErrorDetail(loc=path, type="string_too_long", msg=f"is longer than {MAX_STRING} characters"))
+        return value[:0]
+    normalised = unicodedata.normalize("NFC", value)
+    bad = next((c for c in normalised if unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROLS), None)
+    if bad is not None:
+        problems.append(ErrorDetail(loc=path, type="control_character",
+                                    msg=f"contains the control character U+{ord(bad):04X}"))
+    return normalised

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -21,13 +21,10 @@ class IngestSettings(ServiceSettings):
     status_base_url: str = Field("http://127.0.0.1:8002", description="Public URL of aggregate, for status links.")
     max_batch_items: int = Field(1000, ge=1, le=1000, description="Most submissions in one batch request.")
     max_batch_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest accepted batch body.")
-    environment: str = Field("development", description="`production` refuses placeholder secrets.")
     pseudonym_key: SecretStr = Field(SecretStr(DEV_PSEUDONYM_KEY),
                                      description="Secret keying training participants' pseudonyms; never change "
                                                  "it once data exists, or the same person gets a new pseudonym.")
 
-    @model_validator(mode="after")
-    def _no_placeholder_secrets_outside_development(self) -> IngestSettings:
-        if self.environment != "development" and self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
-            raise ValueError("INGEST_PSEUDONYM_KEY is still the development placeholder; set a long random secret")
-        return self
+    def placeholder_secrets(self) -> list[tuple[str, str, str]]:
+        return [*super().placeholder_secrets(),
+                ("INGEST_PSEUDONYM_KEY", self.pseudonym_key.get_secret_value(), DEV_PSEUDONYM_KEY)]

@@ -10,15 +10,16 @@ from tests.conftest import Stack, eventually
 
 
 def submit(stack: Stack, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{stack.url('ingest')}/v1/submissions", json=body, timeout=15)
+    return httpx.post(f"{stack.url('ingest')}/v1/submissions", json=body, headers=stack.officer, timeout=15)
 
 
 def submit_batch(stack: Stack, bodies: list[Any]) -> httpx.Response:
-    return httpx.post(f"{stack.url('ingest')}/v1/submissions/batch", json=bodies, timeout=30)
+    return httpx.post(f"{stack.url('ingest')}/v1/submissions/batch", json=bodies, headers=stack.officer, timeout=30)
 
 
 def status(stack: Stack, submission_id: str) -> dict[str, Any] | None:
-    response = httpx.get(f"{stack.url('aggregate')}/v1/submissions/{submission_id}", timeout=5)
+    response = httpx.get(f"{stack.url('aggregate')}/v1/submissions/{submission_id}", headers=stack.analyst,
+                         timeout=5)
     return response.json() if response.status_code == 200 else None
 
 
@@ -29,7 +30,8 @@ def decided(stack: Stack, submission_id: str, version: int = 1) -> dict[str, Any
 
 
 def view(stack: Stack, name: str = "seizures", **params: Any) -> Any:
-    response = httpx.get(f"{stack.url('aggregate')}/v1/views/{name}", params=params, timeout=10)
+    response = httpx.get(f"{stack.url('aggregate')}/v1/views/{name}", params=params, headers=stack.analyst,
+                         timeout=10)
     assert response.status_code == 200, response.text
     body = response.json()
     return body["items"] if "items" in body and name != "fact-sheet" else body

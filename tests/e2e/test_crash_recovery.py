@@ -32,7 +32,7 @@ def test_view_is_exact_after_aggregate_is_killed_mid_stream(stack: Stack) -> Non
         row[3] += 1
 
     ingest = stack.url("ingest")
-    with httpx.Client(timeout=15) as client:
+    with httpx.Client(timeout=15, headers=stack.officer) as client:
         def post(body: dict) -> int:
             return client.post(f"{ingest}/v1/submissions", json=body).status_code
 
@@ -47,7 +47,7 @@ def test_view_is_exact_after_aggregate_is_killed_mid_stream(stack: Stack) -> Non
         items = []
         for country in [*countries, "GEO"]:
             response = httpx.get(f"{stack.url('aggregate')}/v1/views/seizures",
-                                 params={"country": country, "year": 2019}, timeout=5)
+                                 params={"country": country, "year": 2019}, headers=stack.analyst, timeout=5)
             items += response.json()["items"]
         return {(i["country"], i["year"]): [i["cases"], round(i["quantity"] * 1000), i["persons_arrested"],
                                             i["submissions"]] for i in items}

@@ -81,7 +81,8 @@ def test_rejected_amendment_keeps_the_last_valid_version_in_the_view(stack: Stac
 
 
 def test_unknown_submission_is_404(stack: Stack) -> None:
-    response = httpx.get(f"{stack.url('aggregate')}/v1/submissions/5b0f5ac0-0000-4000-8000-000000000000")
+    response = httpx.get(f"{stack.url('aggregate')}/v1/submissions/5b0f5ac0-0000-4000-8000-000000000000",
+                         headers=stack.analyst)
     assert response.status_code == 404
     assert response.json()["detail"][0]["type"] == "not_found"
 

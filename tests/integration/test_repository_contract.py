@@ -13,8 +13,10 @@ from services.aggregate.app import create_app
 from services.aggregate.repository import InMemoryRepository, MongoRepository, Repository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import apply_batch
+from shared.auth import InMemoryKeyStore
 from shared.store import connect
 from tests.conftest import Infra
+from tests.keys import add_key, bearer
 from tests.unit.test_views_api import events
 from tests.unit.test_views_projection import financial, validated
 
@@ -115,8 +117,10 @@ VIEW_URLS = ["/v1/views/seizures", "/v1/views/routes?from=2024-01&to=2024-02", "
 
 
 async def read_views(repository: Repository) -> list[tuple[int, str]]:
-    app = create_app(AggregateSettings(), repository=repository)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate") as client:
+    keys = InMemoryKeyStore()
+    app = create_app(AggregateSettings(), repository=repository, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate",
+                                 headers=bearer(add_key(keys, "analyst"))) as client:
         return [((r := await client.get(url)).status_code, r.text) for url in VIEW_URLS]
 
 

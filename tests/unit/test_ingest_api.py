@@ -10,8 +10,10 @@ import pytest
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from shared.auth import InMemoryKeyStore
 from shared.kafka import InMemoryPublisher
 from tests.factories import envelope
+from tests.keys import add_key, bearer
 
 
 @pytest.fixture
@@ -22,8 +24,10 @@ def publisher() -> InMemoryPublisher:
 @pytest.fixture
 async def client(publisher: InMemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
     settings = IngestSettings(max_body_bytes=4096, status_base_url="http://status.test")
-    app = create_app(settings, publisher=publisher)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c:
+    keys = InMemoryKeyStore()
+    app = create_app(settings, publisher=publisher, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest",
+                                 headers=bearer(add_key(keys, "officer"))) as c:
         yield c
 
 
@@ -143,8 +147,10 @@ async def test_batch_with_the_broker_down_says_which_items_to_resend(
 
 
 async def test_batch_over_the_item_limit_is_refused_whole(publisher: InMemoryPublisher) -> None:
-    app = create_app(IngestSettings(max_batch_items=3), publisher=publisher)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c:
+    keys = InMemoryKeyStore()
+    app = create_app(IngestSettings(max_batch_items=3), publisher=publisher, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest",
+                                 headers=bearer(add_key(keys, "officer"))) as c:
         response = await c.post("/v1/submissions/batch", json=[envelope() for _ in range(4)])
     assert response.status_code == 413
     assert response.json()["detail"][0]["type"] == "batch_too_large"

@@ -8,7 +8,9 @@ import orjson
 from services.ingest.app import create_app
 from services.ingest.pseudonym import normalise_identifier, pseudonym, pseudonymise_training
 from services.ingest.settings import IngestSettings
+from shared.auth import InMemoryKeyStore
 from shared.kafka import InMemoryPublisher
+from tests.keys import add_key, bearer
 
 KEY = b"k" * 32
 
@@ -42,9 +44,11 @@ def test_missing_identifier_is_an_error_and_the_name_is_still_removed() -> None:
 
 async def test_published_training_event_carries_no_identifier_or_name() -> None:
     publisher = InMemoryPublisher()
-    app = create_app(IngestSettings(pseudonym_key="s" * 32), publisher=publisher)
+    keys = InMemoryKeyStore()
+    app = create_app(IngestSettings(pseudonym_key="s" * 32), publisher=publisher, keys=keys)
     body = {"id": "6f1c3b0e-1111-4a8b-9c55-0c6f1f1b7a10", "type": "training", "data": training()}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest",
+                                 headers=bearer(add_key(keys, "officer"))) as client:
         response = await client.post("/v1/submissions", json=body)
         refused = await client.post("/v1/submissions", json={**body, "data": training(national_id="")})
     assert response.status_code == 202
@@ -60,5 +64,8 @@ def test_placeholder_key_is_refused_outside_development() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="placeholder"):
-        IngestSettings(environment="production")
-    assert IngestSettings(environment="production", pseudonym_key="x" * 40).environment == "production"
+        IngestSettings(environment="production", auth_pepper="p" * 40)
+    with pytest.raises(ValidationError, match="DMP_AUTH_PEPPER"):
+        IngestSettings(environment="production", pseudonym_key="x" * 40)
+    settings = IngestSettings(environment="production", pseudonym_key="x" * 40, auth_pepper="p" * 40)
+    assert settings.environment == "production"

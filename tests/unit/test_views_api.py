@@ -15,6 +15,8 @@ from services.aggregate.app import create_app
 from services.aggregate.repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import apply_batch
+from shared.auth import InMemoryKeyStore
+from tests.keys import add_key, bearer
 from tests.unit.test_views_projection import (
     PERSON_A,
     PERSON_B,
@@ -63,8 +65,10 @@ def events() -> list[Any]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     repository = InMemoryRepository()
     await apply_batch(repository, events())
-    app = create_app(AggregateSettings(), repository=repository)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate") as c:
+    keys = InMemoryKeyStore()
+    app = create_app(AggregateSettings(), repository=repository, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate",
+                                 headers=bearer(add_key(keys, "analyst"))) as c:
         yield c
 
 

@@ -1,0 +1,132 @@
+"""The HTTP side of the access policy: who may call what, how often, and the headers every answer carries.
+
+| route | roles |
+|---|---|
+| `POST /v1/submissions`, `/v1/submissions/batch` (ingest) | officer, for the countries of its key |
+| `GET /v1/submissions/{id}` (aggregate) | analyst, operator, admin; an officer only for its own submissions |
+| `GET /v1/views/*`, `GET /v1/exports/*` (aggregate) | analyst |
+| `GET /v1/audit` (aggregate) | admin |
+| `/health/*`, `/metrics` | open: no data and no personal data, and services listen on internal addresses |
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import FastAPI, Request, Security
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import Authenticator, AuthError, Principal, Role, require_role
+from shared.settings import ServiceSettings
+
+BEARER = HTTPBearer(auto_error=False, bearerFormat="dmp_<id>_<secret>",
+                    description="An API key made with `dmp keys create`.")
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per key: `rate` requests per second on average, bursts up to `burst`."""
+
+    rate: float
+    burst: int
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def wait_time(self, key: str, now: float | None = None) -> float:
+        """0 if the request may go now (and takes a token), else seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, last = self.buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self.buckets[key] = (tokens - 1, now)
+            return 0.0
+        self.buckets[key] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+class RateLimited(AuthError):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(429, "too many requests for this key; slow down and retry", "rate_limited")
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+def allow(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller's principal, if it holds one of `roles` (401/403/429 otherwise)."""
+
+    async def dependency(request: Request, _: Annotated[HTTPAuthorizationCredentials | None,
+                                                         Security(BEARER)] = None) -> Principal:
+        state = request.app.state
+        authenticator: Authenticator = state.authenticator
+        principal = await authenticator.authenticate(request.headers.get("authorization"))
+        require_role(principal, roles)
+        wait = state.rate_limiter.wait_time(principal.key_id)
+        if wait > 0:
+            raise RateLimited(wait)
+        request.state.principal = principal
+        return principal
+
+    dependency.__name__ = f"allow_{'_'.join(roles)}"
+    return dependency
+
+
+def install_access(app: FastAPI, settings: ServiceSettings, authenticator: Authenticator | None) -> None:
+    """Error answers for the access policy, rate limits, CORS and security headers."""
+    if authenticator is not None or not hasattr(app.state, "authenticator"):
+        app.state.authenticator = authenticator
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+
+    @app.exception_handler(AuthError)
+    async def refused(_: Request, exc: AuthError) -> JSONResponse:
+        headers = {}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="dmp"'
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse({"detail": [{"loc": ["header", "authorization"], "msg": exc.msg, "type": exc.code}]},
+                            status_code=exc.status, headers=headers)
+
+    app.add_middleware(SecurityHeaders)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "traceparent"], max_age=600)
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-site"),
+]
+API_ONLY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    """Headers a browser dashboard can rely on; API answers are never cached or framed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = scope["path"].startswith("/v1/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS,
+                                      *(API_ONLY_HEADERS if api else [])]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,64 @@
+"""The audit trail: who submitted, amended, exported, made or revoked what, and when. Append-only.
+
+Entries are keyed by what they record (`<submission id>:<seq>` for a submission version), so
+writing one again after a replay changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pymongo import AsyncMongoClient, UpdateOne
+
+from shared.store import Document
+
+Action = Literal["submitted", "amended", "resubmitted", "exported", "key_created", "key_revoked"]
+
+
+def entry(key: str, at: datetime | str, actor: str, action: Action, target: str, **details: Any) -> Document:
+    """An entry whose `_id` sorts by time; `key` makes it unique (and a replayed write a no-op)."""
+    when = at if isinstance(at, str) else at.isoformat()
+    return {"_id": f"{when}~{key}", "at": when, "actor": actor, "action": action, "target": target,
+            **({"details": details} if details else {})}
+
+
+class AuditLog(Protocol):
+    async def record(self, entries: Iterable[Document]) -> None: ...
+
+    async def query(self, filters: Mapping[str, Any], after: str | None, limit: int) -> list[Document]: ...
+
+
+@dataclass
+class InMemoryAuditLog:
+    entries: dict[str, Document] = field(default_factory=dict)
+
+    async def record(self, entries: Iterable[Document]) -> None:
+        for item in entries:
+            self.entries.setdefault(item["_id"], dict(item))
+
+    async def query(self, filters: Mapping[str, Any], after: str | None, limit: int) -> list[Document]:
+        found = [e for e in self.entries.values()
+                 if all(e.get(k) == v for k, v in filters.items()) and (after is None or e["_id"] > after)]
+        return sorted(found, key=lambda e: e["_id"])[:limit]
+
+
+class MongoAuditLog:
+    """Collection `audit`; entries are only ever inserted (`$setOnInsert`), never changed."""
+
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        self.collection = client[database]["audit"]
+
+    async def record(self, entries: Iterable[Document]) -> None:
+        ops = [UpdateOne({"_id": e["_id"]}, {"$setOnInsert": {k: v for k, v in e.items() if k != "_id"}},
+                         upsert=True) for e in entries]
+        if ops:
+            await self.collection.bulk_write(ops, ordered=False)
+
+    async def query(self, filters: Mapping[str, Any], after: str | None, limit: int) -> list[Document]:
+        query: dict[str, Any] = dict(filters)
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        return [e async for e in self.collection.find(query).sort("_id", 1).limit(limit)]
