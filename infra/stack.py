@@ -92,7 +92,13 @@ All services ready in {time.monotonic() - started:.1f}s.
   status:  GET  http://127.0.0.1:{services.DEFAULT_PORTS['aggregate']}/v1/submissions/{{id}}
   health:  /health/ready and /metrics on ports 8000, 8001, 8002
   logs:    {LOGS}/ (services), {VAR}/kafka/kafka.log, {VAR}/store/
-  stop:    make down    (data stays in var/ until make clean)""")
+  stop:    make down    (data stays in var/ until make clean)
+
+Every API call needs a key. Make the first ones with:
+  .venv/bin/dmp keys create --role admin --name "you"
+  .venv/bin/dmp keys create --role officer --countries AFG --name "field office"
+  .venv/bin/dmp keys create --role analyst --name "research"
+""")
     return 0
 
 
