@@ -57,8 +57,18 @@ def ping(url: str, timeout_ms: int = 2000) -> bool:
         client.close()
 
 
+# FerretDB 1.24's SQLite backend looks documents up by `_id` with the expression
+# `_ferretdb_sjson->'$._id'`, but builds the `_id` index on `_ferretdb_sjson->"_id"`. SQLite only
+# uses an expression index for the identical expression, so every find, update and delete by
+# `_id` scans the whole table. The two expressions mean the same; the build makes lookups use the
+# indexed one, which turns those scans into index searches.
+ID_LOOKUP_FIX = ("internal/backends/sqlite/metadata/metadata.go",
+                 'IDColumn = DefaultColumn + "->\'$._id\'"',
+                 'IDColumn = DefaultColumn + `->"_id"`')
+
+
 def ferretdb_binary() -> Path:
-    return TOOLS / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
+    return TOOLS / f"ferretdb-{FERRETDB_VERSION}-idfix" / "ferretdb"
 
 
 def ensure_ferretdb() -> Path:
@@ -83,6 +93,11 @@ def ensure_ferretdb() -> Path:
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
     (src / "build" / "version" / "version.txt").write_text(f"v{FERRETDB_VERSION}\n")
+    path, old, new = ID_LOOKUP_FIX
+    source = (src / path).read_text()
+    if old not in source:
+        raise InfraError(f"FerretDB source changed: cannot apply the _id lookup fix to {path}")
+    (src / path).write_text(source.replace(old, new))
     binary.parent.mkdir(parents=True, exist_ok=True)
     built = subprocess.run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"],
                            capture_output=True, text=True, env=env, check=False, cwd=src)

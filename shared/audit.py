@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pymongo import AsyncMongoClient, UpdateOne
 
-from shared.store import Document
+from shared.store import Document, bulk_write
 
 Action = Literal["submitted", "amended", "resubmitted", "exported", "key_created", "key_revoked"]
 
@@ -55,7 +55,7 @@ class MongoAuditLog:
         ops = [UpdateOne({"_id": e["_id"]}, {"$setOnInsert": {k: v for k, v in e.items() if k != "_id"}},
                          upsert=True) for e in entries]
         if ops:
-            await self.collection.bulk_write(ops, ordered=False)
+            await bulk_write(self.collection, ops)
 
     async def query(self, filters: Mapping[str, Any], after: str | None, limit: int) -> list[Document]:
         query: dict[str, Any] = dict(filters)

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.aggregate.api import router
-from services.aggregate.repository import MongoRepository, Repository
+from services.aggregate.generation import LiveAggregate
+from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.worker import AggregateWorker
 from shared.access import install_access
 from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
@@ -20,9 +20,9 @@ from shared.store import connect, store_reachable
 
 
 def create_app(settings: AggregateSettings, repository: Repository | None = None,
-               worker: AggregateWorker | None = None, on_fatal: FatalHandler | None = None,
-               keys: KeyStore | None = None, audit: AuditLog | None = None) -> FastAPI:
-    """The read API; with no `repository` the lifespan connects MongoDB and starts the consumer."""
+               on_fatal: FatalHandler | None = None, keys: KeyStore | None = None,
+               audit: AuditLog | None = None) -> FastAPI:
+    """The read API; with no `repository` the lifespan connects MongoDB and follows the live generation."""
     pepper = settings.auth_pepper.get_secret_value().encode()
 
     @asynccontextmanager
@@ -31,24 +31,22 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
             yield
             return
         client = connect(settings.mongodb_url, "dmp-aggregate")
-        mongo = MongoRepository(client, settings.mongodb_database)
-        await mongo.ensure_indexes()
-        app.state.repository = mongo
         app.state.mongo = client
         app.state.audit = MongoAuditLog(client, settings.mongodb_database)
         app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
-        app.state.worker = worker or AggregateWorker(settings, mongo, app.state.audit, on_fatal=on_fatal)
-        await app.state.worker.start()
+        app.state.live = LiveAggregate(settings, client, app.state.audit, on_fatal=on_fatal)
         try:
+            await app.state.live.start()
             yield
         finally:
-            await app.state.worker.stop()
+            await app.state.live.stop()
             await client.close()
 
     app = FastAPI(title="DMP aggregate", version="0.1.0", lifespan=lifespan,
                   description="Submission status and the views analysts read.")
     app.state.repository = repository
-    app.state.worker = None
+    app.state.live = None
+    app.state.topics = settings.topics
     if repository is not None:  # everything in memory: usable without running the lifespan
         app.state.audit = audit or InMemoryAuditLog()
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
@@ -61,10 +59,10 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         return await store_reachable(app.state.mongo)
 
     async def broker_ok() -> bool:
-        return bool(app.state.worker and await app.state.worker.broker_ok())
+        return bool(app.state.live and await app.state.live.broker_ok())
 
     async def partitions_assigned() -> bool:
-        return bool(app.state.worker and app.state.worker.assigned())
+        return bool(app.state.live and app.state.live.assigned())
 
     app.include_router(health_router(lambda: {"store": store_ok, "broker": broker_ok,
                                               "partitions": partitions_assigned}))

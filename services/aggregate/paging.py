@@ -19,7 +19,11 @@ PAGE_MAX = 1000
 
 
 def get_repository(request: Request) -> Repository:
-    repository: Repository = request.app.state.repository
+    """The live generation's repository (it changes when a rebuild is swapped in), or the one given to the app."""
+    live = request.app.state.live
+    repository: Repository | None = live.repository if live is not None else request.app.state.repository
+    if repository is None:
+        raise HTTPException(503, detail=[{"loc": [], "type": "not_ready", "msg": "the views are not open yet"}])
     return repository
 
 

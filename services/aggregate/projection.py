@@ -10,6 +10,12 @@ the incremental updates exact under redelivery, replay and crashes between write
   (its watermark); a delta is applied only to documents whose watermark is below it. The
   worker writes view documents before submission records, so a crash between the two is
   repaired by replaying the batch.
+* Every view bucket is sharded by the validated partition of the events that change it: the
+  document `<bucket key>#p<partition>` holds what that partition's submissions add to the bucket.
+  One partition is consumed by one worker at a time, so every view document has exactly one
+  writer (the store has no transactions and no locks); a reader sums a bucket's shards
+  (`merge_shards`). The deltas of an amendment go to the shards of the amending event's partition,
+  so even a submission whose partition changed (more partitions) nets out exactly in the sum.
 
 Every figure is an integer (money and quantities in millionths), so sums are exact and a minus
 delta undoes a plus delta to the unit. Every view document counts the submissions in it
@@ -57,6 +63,23 @@ HISTORY_LIMIT = 100
 RANK = {"received": 0, "validated": 1, "rejected": 1}
 
 EventKind = Literal["received", "validated", "rejected"]
+
+SHARD = "#p"
+"""Separates a view document's bucket key from its shard: `AFG:2024:heroin:kg#p3`."""
+SHARD_FIELDS = ("_id", "wm", "bucket", "partition")
+"""Bookkeeping on every view document; its other fields are the view's dimensions and figures."""
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "seizures": ("country", "year", "drug", "unit"),
+    "routes": ("route", "month", "drug", "unit"),
+    "map": ("lon", "lat", "drug", "seized_on", "country", "place", "quantity", "unit"),
+    "prices": ("country", "year", "drug", "market", "currency"),
+    "financial": ("country", "year", "case_type", "currency"),
+    "treatment": ("country", "year", "facility_id", "period", "month"),
+    "courses": ("country", "year", "course_id"),
+    "trainees": ("country", "year", "agency", "programme", "pseudonym"),
+    "repeats": ("pseudonym", "title_key"),
+}
+"""Each view's dimensions (what its rows are grouped by); every other field is a figure, summed across shards."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +242,34 @@ def project(record: Document | None, event: Event) -> tuple[Document, list[Delta
     return record, deltas
 
 
+def shard_key(bucket: str, source: str) -> str:
+    """The `_id` of the shard of `bucket` that events from validated partition `source` write."""
+    return f"{bucket}{SHARD}{source}"
+
+
+def merge_shards(view: str, shards: list[Document]) -> Document:
+    """One bucket's shards as one document: `_id` the bucket key, figures summed, `wm` the highest per partition.
+
+    Dimensions come from a shard that counts submissions (they are equal across a bucket's shards,
+    except a map point amended after its partition changed, where the counted one is the current one).
+    """
+    dimensions = DIMENSIONS.get(view, ())
+    base = next((d for d in shards if int(d.get("submissions", 0)) > 0), shards[0])
+    merged: Document = {"_id": base.get("bucket", base["_id"])}
+    merged.update({name: base[name] for name in dimensions if name in base})
+    totals: dict[str, int] = {}
+    wm: dict[str, int] = {}
+    for shard in shards:
+        for name, value in shard.items():
+            if name not in SHARD_FIELDS and name not in dimensions:
+                totals[name] = totals.get(name, 0) + int(value)
+        for source, offset in shard.get("wm", {}).items():
+            wm[source] = max(wm.get(source, -1), offset)
+    merged.update({name: total for name, total in totals.items() if total or not name.startswith(SPARSE)})
+    merged["wm"] = wm
+    return merged
+
+
 def apply_delta(doc: Document | None, delta: Delta) -> Document | None:
     """The view document with `delta` applied (figures added, its dims set), or None if its watermark shows it was."""
     if doc is not None and doc.get("wm", {}).get(delta.source, -1) >= delta.offset:
@@ -302,14 +353,18 @@ def _apply_valid_version(record: Document, event: Event) -> list[Delta]:
     record["valid"] = {"seq": event.seq, "hash": event.data_hash, "data": event.data,
                        "contributions": [_stored(c) for c in new]}
     # One delta per view document and event: a watermark admits each event once per document.
+    # Both signs go to the shards of this event's partition (see the module docstring).
     merged: dict[tuple[str, str], Delta] = {}
+    partition = int(event.source) if event.source.isdigit() else event.source
     for sign, group in ((-1, old), (1, new)):
         for c in group:
             prior = merged.get((c.view, c.key))
             figures = dict(prior.figures) if prior else {}
             for name, value in c.figures.items():
                 figures[name] = figures.get(name, 0) + sign * value
-            merged[(c.view, c.key)] = Delta(c.view, c.key, c.dims, figures, event.source, event.offset)
+            dims = {**c.dims, "bucket": c.key, "partition": partition}
+            merged[(c.view, c.key)] = Delta(c.view, shard_key(c.key, event.source), dims, figures, event.source,
+                                            event.offset)
     return list(merged.values())
 
 

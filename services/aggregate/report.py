@@ -244,3 +244,97 @@ class FactSheet(BaseModel):
     financial: list[FinancialRow]
     treatment: TreatmentSummary
     trainings: TrainingSummary
+
+
+ARQ_TITLE = ("UNODC Annual Report Questionnaire: extent and patterns of and trends in drug crop cultivation, "
+             "drug manufacture and trafficking; national drug seizures, and drug prices")
+
+
+class ArqSeizure(BaseModel):
+    """One line of the national seizure table: one drug in one unit."""
+
+    drug: str
+    quantity: float = Field(description="Total quantity seized in `unit`.")
+    unit: str = Field(description="kg (mass), l (volume) or unit (tablets, doses).")
+    cases: int = Field(description="Number of seizure cases.")
+    persons_arrested: int
+    submissions: int = Field(description="Seizure reports behind the figures.")
+
+
+class ArqPrice(BaseModel):
+    """One line of the price table: one drug on one market level, in one currency, per gram."""
+
+    drug: str
+    market: str = Field(description="retail or wholesale")
+    currency: str
+    observations: int
+    minimum: float
+    maximum: float
+    typical: float = Field(description="Mean of the typical prices observed.")
+    per: Literal["g"] = "g"
+
+
+class ArqPartition(BaseModel):
+    partition: int
+    last_offset: int | None = Field(
+        description="Offset of the last validated event that changed a figure of this export.")
+    processed_through: int | None = Field(
+        description="Every validated event up to this offset had been applied when the export was read.")
+
+
+class ArqSource(BaseModel):
+    """Where the figures come from: the validated topic's partitions and offsets, and the views' generation."""
+
+    topic: str
+    generation: int
+    partitions: list[ArqPartition]
+
+
+class ArqExport(BaseModel):
+    questionnaire: str = ARQ_TITLE
+    country: str
+    reporting_year: int
+    generated_at: str
+    seizures: list[ArqSeizure]
+    prices: list[ArqPrice]
+    source: ArqSource
+
+
+def arq_export(country: str, year: int, seizures: Iterable[Document], prices: Iterable[Document],
+               progress: Iterable[Document], topic: str, generation: int, generated_at: str) -> ArqExport:
+    """The questionnaire's seizure and price tables for one country's reporting year, with the offsets behind them."""
+    seizures, prices = list(seizures), list(prices)
+    last: dict[int, int] = {}
+    for doc in seizures + prices:
+        for source, offset in doc.get("wm", {}).items():
+            if str(source).isdigit():
+                last[int(source)] = max(last.get(int(source), -1), int(offset))
+    processed = {int(p["partition"]): int(p["next_offset"]) - 1 for p in progress if p.get("kind") == "validated"}
+    partitions = [ArqPartition(partition=p, last_offset=last.get(p), processed_through=processed.get(p))
+                  for p in sorted(last.keys() | processed.keys())]
+    table = sorted((seizure_row(d) for d in seizures), key=lambda r: (r.drug, r.unit))
+    price_table = sorted((price_row(d) for d in prices), key=lambda r: (r.drug, r.market, r.currency))
+    return ArqExport(
+        country=country, reporting_year=year, generated_at=generated_at,
+        seizures=[ArqSeizure(drug=r.drug, quantity=r.quantity, unit=r.unit, cases=r.cases,
+                             persons_arrested=r.persons_arrested, submissions=r.submissions) for r in table],
+        prices=[ArqPrice(drug=r.drug, market=r.market, currency=r.currency, observations=r.observations,
+                         minimum=r.min, maximum=r.max, typical=r.mean) for r in price_table],
+        source=ArqSource(topic=topic, generation=generation, partitions=partitions))
+
+
+ARQ_CSV_COLUMNS = ("section", "country", "reporting_year", "drug", "unit", "quantity", "cases", "persons_arrested",
+                   "submissions", "market", "currency", "observations", "minimum", "maximum", "typical", "per",
+                   "topic", "generation", "partition", "last_offset", "processed_through", "generated_at")
+"""The export as one CSV table: `section` says which table a line belongs to; other sections' columns stay empty."""
+
+
+def arq_csv_rows(export: ArqExport) -> list[dict[str, object]]:
+    """The export's lines for `ARQ_CSV_COLUMNS`: `seizures`, then `prices`, then one `source` line per partition."""
+    common = {"country": export.country, "reporting_year": export.reporting_year}
+    source = {"topic": export.source.topic, "generation": export.source.generation,
+              "generated_at": export.generated_at}
+    return ([{"section": "seizures", **common, **row.model_dump()} for row in export.seizures]
+            + [{"section": "prices", **common, **row.model_dump()} for row in export.prices]
+            + [{"section": "source", **common, **source, **p.model_dump()} for p in export.source.partitions]
+            + ([] if export.source.partitions else [{"section": "source", **common, **source}]))

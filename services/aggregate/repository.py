@@ -1,8 +1,14 @@
-"""Where submission records and view documents live: the port, MongoDB, and in memory.
+"""Where submission records, view documents and progress live: the port, MongoDB, and in memory.
 
 Hot-path reads and writes go by `_id` only (FerretDB scans the collection for anything else).
-`query_view` is for the read API: equality filters, and ranges (`{"month": {"$gte": a, "$lte": b}}`)
-with `$gt`, `$gte`, `$lt`, `$lte`; a range on `submissions` narrows the always-applied `> 0`.
+`query_view` is for the read API. View documents are shards (`<bucket>#p<partition>`, see
+projection.py); `query_view` answers with whole buckets, one merged document per bucket, `_id`
+the bucket key, in bucket order, so a page never splits a bucket's shards. Filters are equality
+or ranges (`{"month": {"$gte": a, "$lte": b}}`) with `$gt`, `$gte`, `$lt`, `$lte` on dimensions;
+a condition on `submissions` applies to the bucket's total and narrows the always-applied `> 0`.
+
+A generation is one complete set of these collections: generation 0 is `submissions`,
+`view_<name>` and `progress`; generation N > 0 prefixes each with `g<N>_` (see generation.py).
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
-from shared.store import Document
+from services.aggregate.projection import merge_shards
+from shared.store import Document, bulk_write
 
 VIEWS = ("seizures", "routes", "map", "prices", "financial", "treatment", "courses", "trainees", "repeats")
 RANGE = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
@@ -30,9 +37,19 @@ INDEXES: dict[str, list[list[str]]] = {
     "repeats": [["submissions"]],
 }
 ViewKey = tuple[str, str]
+SHARDS_PER_READ = 200
+"""Shards read per round trip; a bucket has at most one per partition."""
+
+
+def collection_prefix(generation: int) -> str:
+    """What generation `generation`'s collection names start with."""
+    return "" if generation == 0 else f"g{generation}_"
 
 
 class Repository(Protocol):
+    @property
+    def generation(self) -> int: ...
+
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]: ...
 
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]: ...
@@ -43,22 +60,31 @@ class Repository(Protocol):
 
     async def get_submission(self, submission_id: str) -> Document | None: ...
 
+    async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
+        """Submission records in `_id` order after `after` (for comparing generations)."""
+        ...
+
     async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
                          limit: int) -> list[Document]: ...
 
+    async def load_progress(self) -> list[Document]:
+        """Per topic partition, how far the worker has processed: `{kind, partition, next_offset, at}`."""
+        ...
 
-def view_query(filters: Mapping[str, Any], after: str | None) -> dict[str, Any]:
-    """The store query for `filters` on non-empty documents after `after`; ValueError on other operators."""
+    async def save_progress(self, docs: Iterable[Document]) -> None:
+        """Record progress documents; `next_offset` never goes back."""
+        ...
+
+
+def split_filters(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the query on shards' dimensions, the condition on a bucket's `submissions`); ValueError on other operators."""
     query = dict(filters)
     for name, condition in query.items():
         if isinstance(condition, Mapping) and (not condition or set(condition) - set(RANGE)):
             raise ValueError(f"filter on {name!r} uses operators other than {sorted(RANGE)}")
     count = query.pop("submissions", None)
     bounds = dict(count) if isinstance(count, Mapping) else {} if count is None else {"$gte": count, "$lte": count}
-    query["submissions"] = {**bounds, "$gt": max(bounds.get("$gt", 0), 0)}  # empty buckets stay hidden
-    if after is not None:
-        query["_id"] = {"$gt": after}
-    return query
+    return query, {**bounds, "$gt": max(bounds.get("$gt", 0), 0)}  # empty buckets stay hidden
 
 
 def _matches(doc: Document, query: Mapping[str, Any]) -> bool:
@@ -74,12 +100,33 @@ def _satisfies(value: Any, condition: Any) -> bool:
         return False
 
 
+def buckets(view: str, shards: Iterable[Document], count: Mapping[str, Any]) -> list[Document]:
+    """Consecutive shards of one bucket merged, keeping the buckets whose total `submissions` meets `count`."""
+    found: list[Document] = []
+    group: list[Document] = []
+    for shard in [*shards, None]:
+        if group and (shard is None or shard["bucket"] != group[0]["bucket"]):
+            merged = merge_shards(view, group)
+            if _satisfies(merged.get("submissions", 0), count):
+                found.append(merged)
+            group = []
+        if shard is not None:
+            group.append(shard)
+    return found
+
+
+def _shard_order(doc: Document) -> tuple[str, str]:
+    return doc["bucket"], doc["_id"]
+
+
 class InMemoryRepository:
     """Dictionaries standing in for the collections; for unit tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 0) -> None:
+        self.generation = generation
         self.submissions: dict[str, Document] = {}
         self.views: dict[ViewKey, Document] = {}
+        self.progress: dict[str, Document] = {}
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         return {i: self.submissions[i] for i in ids if i in self.submissions}
@@ -96,27 +143,46 @@ class InMemoryRepository:
     async def get_submission(self, submission_id: str) -> Document | None:
         return self.submissions.get(submission_id)
 
+    async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
+        return [self.submissions[i] for i in sorted(self.submissions) if after is None or i > after][:limit]
+
     async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
                          limit: int) -> list[Document]:
-        query = view_query(filters, after)
-        docs = sorted((d for (v, _), d in self.views.items() if v == view and _matches(d, query)),
-                      key=lambda d: d["_id"])
-        return docs[:limit]
+        query, count = split_filters(filters)
+        shards = sorted((d for (v, _), d in self.views.items() if v == view and "bucket" in d
+                         and _matches(d, query) and (after is None or d["bucket"] > after)), key=_shard_order)
+        return buckets(view, shards, count)[:limit]
+
+    async def load_progress(self) -> list[Document]:
+        return [dict(d) for _, d in sorted(self.progress.items())]
+
+    async def save_progress(self, docs: Iterable[Document]) -> None:
+        for doc in docs:
+            held = self.progress.get(doc["_id"])
+            self.progress[doc["_id"]] = {**doc, "next_offset": max(doc["next_offset"], held["next_offset"])
+                                         if held else doc["next_offset"]}
 
 
 class MongoRepository:
-    """Collections `submissions` and `view_<name>` in one database."""
+    """Collections `submissions`, `view_<name>` and `progress` in one database, prefixed by generation."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], database: str, generation: int = 0) -> None:
+        self.generation = generation
         self.db = client[database]
-        self.submissions = self.db["submissions"]
+        self.prefix = collection_prefix(generation)
+        self.submissions = self.db[f"{self.prefix}submissions"]
+        self.progress = self.db[f"{self.prefix}progress"]
 
     def view(self, name: str) -> Any:
-        return self.db[f"view_{name}"]
+        return self.db[f"{self.prefix}view_{name}"]
+
+    def collection_names(self) -> list[str]:
+        """Every collection of this generation."""
+        return [f"{self.prefix}submissions", f"{self.prefix}progress", *(f"{self.prefix}view_{v}" for v in VIEWS)]
 
     async def ensure_indexes(self) -> None:
-        for view, indexes in INDEXES.items():  # one at a time: each may create its collection
-            for fields in indexes:
+        for view in VIEWS:  # one at a time: each may create its collection
+            for fields in [["bucket"], *INDEXES[view]]:
                 await self.view(view).create_index([(name, 1) for name in fields])
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
@@ -132,19 +198,51 @@ class MongoRepository:
         by_view: dict[str, list[ReplaceOne[Document]]] = {}
         for (view, key), doc in docs.items():
             by_view.setdefault(view, []).append(ReplaceOne({"_id": key}, doc, upsert=True))
-        await asyncio.gather(*(self.view(v).bulk_write(ops, ordered=False) for v, ops in by_view.items()))
+        await asyncio.gather(*(bulk_write(self.view(v), ops) for v, ops in by_view.items()))
 
     async def save_submissions(self, docs: Iterable[Document]) -> None:
         ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
         if ops:
-            await self.submissions.bulk_write(ops, ordered=False)
+            await bulk_write(self.submissions, ops)
 
     async def get_submission(self, submission_id: str) -> Document | None:
         doc: Document | None = await self.submissions.find_one({"_id": submission_id})
         return doc
 
+    async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
+        query = {} if after is None else {"_id": {"$gt": after}}
+        return [d async for d in self.submissions.find(query).sort("_id", 1).limit(limit)]
+
     async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
                          limit: int) -> list[Document]:
-        query = view_query(filters, after)
-        cursor = self.view(view).find(query, {"wm": 0}).sort("_id", 1).limit(limit)
-        return [doc async for doc in cursor]
+        query, count = split_filters(filters)
+        collection = self.view(view)
+        found: list[Document] = []
+        last = after
+        while len(found) < limit:
+            where = {**query, **({"bucket": {"$gt": last}} if last is not None else {"bucket": {"$exists": True}})}
+            shards = [d async for d in collection.find(where).sort([("bucket", 1), ("_id", 1)])
+                      .limit(SHARDS_PER_READ)]
+            exhausted = len(shards) < SHARDS_PER_READ
+            if not exhausted:  # the last bucket may go on in the next read
+                last_bucket = shards[-1]["bucket"]
+                complete = [d for d in shards if d["bucket"] != last_bucket]
+                if not complete:  # one bucket filled the read: read all of it
+                    complete = [d async for d in collection.find({**query, "bucket": last_bucket}).sort("_id", 1)]
+                shards = complete
+            if shards:
+                found += buckets(view, shards, count)
+                last = shards[-1]["bucket"]
+            if exhausted:
+                break
+        return found[:limit]
+
+    async def load_progress(self) -> list[Document]:
+        return [d async for d in self.progress.find({}).sort("_id", 1)]
+
+    async def save_progress(self, docs: Iterable[Document]) -> None:
+        ops = [UpdateOne({"_id": d["_id"]}, {"$max": {"next_offset": d["next_offset"]},
+                                             "$set": {k: v for k, v in d.items() if k not in ("_id", "next_offset")}},
+                         upsert=True) for d in docs]
+        if ops:
+            await bulk_write(self.progress, ops)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -11,5 +12,8 @@ class AggregateSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AGGREGATE_", env_file=".env", extra="ignore", populate_by_name=True)
 
     port: int = 8002
-    group_id: str = "dmp-aggregate"
+    group_id: str = Field("dmp-aggregate", description="Consumer group of generation 0; generation N uses "
+                                                       "`<group_id>-g<N>`.")
     max_batch: int = 1000
+    generation_poll_s: float = Field(3.0, gt=0, description="How often to check which generation of the views "
+                                                            "is live (a swap is followed within this time).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -22,6 +24,8 @@ from services.aggregate.paging import (
     range_filter,
 )
 from services.aggregate.report import (
+    ARQ_CSV_COLUMNS,
+    ArqExport,
     FactSheet,
     FeatureCollection,
     FinancialRow,
@@ -31,6 +35,8 @@ from services.aggregate.report import (
     SeizureRow,
     TrainingKey,
     TrainingRow,
+    arq_csv_rows,
+    arq_export,
     feature,
     financial_row,
     price_row,
@@ -66,6 +72,8 @@ Limit = Annotated[int, Query(ge=1, le=PAGE_MAX)]
 Cursor = Annotated[str | None, Query(description="The `next` value of the previous page.")]
 Format = Annotated[Literal["json", "csv"], Query(alias="format", description="`csv`: text/csv, one page, "
                                                  "the next page's cursor in `X-Next-Cursor` and `Link`.")]
+ExportFormat = Annotated[Literal["json", "csv"], Query(alias="format", description="`csv`: the whole export as one "
+                                                     "text/csv file with a `section` column.")]
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 CSV: dict[int | str, dict[str, Any]] = {
@@ -233,3 +241,32 @@ async def fact_sheet_view(repository: RepositoryDep,
         trainings=training_summary(await all_of(repository, "courses", where), trainees,
                                    await all_of(repository, "repeats", {"submissions": {"$gt": 1}})),
     )
+
+
+@router.get("/v1/exports/arq", response_model=ArqExport, tags=["exports"], responses={
+    200: {"content": {"text/csv": {}}, "description": "JSON, or with `format=csv` one CSV table whose `section` "
+                                                      "column says which table a line is from: `seizures`, `prices` "
+                                                      "or `source` (one line per validated partition)."}})
+async def arq_export_view(request: Request, repository: RepositoryDep,
+                          country: Annotated[str, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")],
+                          year: Annotated[int, Query(ge=1990, le=2100, description="The reporting year")],
+                          format_: ExportFormat = "json") -> ArqExport | Response:
+    """The Annual Report Questionnaire's national seizure and price tables for one country and reporting year.
+
+    `source` says which validated events the figures reflect (per partition: the last offset that changed
+    them, and how far processing had got), so a published figure can be traced to the data behind it.
+    """
+    progress = await repository.load_progress()  # read first: the views read next reflect at least this
+    where = {"country": country, "year": year}
+    export = arq_export(country, year, await all_of(repository, "seizures", where),
+                        await all_of(repository, "prices", where), progress, request.app.state.topics.validated,
+                        repository.generation, utcnow().isoformat())
+    if format_ != "csv":
+        return export
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ARQ_CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(arq_csv_rows(export))
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="arq-{country}-{year}.csv"',
+        "X-Generated-At": export.generated_at})

@@ -1,8 +1,24 @@
-"""aggregate's consumer loop: events → submission records and view documents, then commit."""
+"""aggregate's consumer loop: events → submission records and view documents, then commit.
+
+Several workers may share one consumer group. Each view document and submission record must have
+exactly one writer (the store has no transactions or locks), so:
+
+* the range assignor gives partition N of the received, validated and rejected topics (all keyed
+  by submission id, with equal partition counts) to the same worker: a submission's record has
+  one writer;
+* view documents are sharded by validated partition (projection.py): a shard has one writer;
+* a partition is handed over only between batches: when the group rebalances, the worker finishes
+  and commits the batch in hand before giving partitions up, and drops what it fetched for
+  partitions it no longer owns.
+"""
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from prometheus_client import Counter, Histogram
 
 from services.aggregate.events import to_event
@@ -11,43 +27,108 @@ from services.aggregate.repository import Repository, ViewKey
 from services.aggregate.settings import AggregateSettings
 from shared.audit import Action, AuditLog
 from shared.audit import entry as audit_entry
-from shared.kafka import build_consumer, ensure_topics
+from shared.envelope import utcnow
+from shared.kafka import ensure_topics
 from shared.service import FatalHandler
 from shared.store import Document
+from shared.topics import Topics
 from shared.worker import Batch, BatchWorker, last_offsets
 
 STORE_WRITE_SECONDS = Histogram("dmp_store_write_seconds", "Time to write one batch's documents", ["collection"])
 VIEW_UPDATES = Counter("dmp_aggregate_view_updates_total", "View documents written", ["view"])
 
+Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+def make_consumer(settings: AggregateSettings, group_id: str, listener: ConsumerRebalanceListener | None = None,
+                  ) -> AIOKafkaConsumer:
+    """A manual-commit, read-committed consumer of the three topics with the range assignor."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=settings.max_batch,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=2_000,
+        partition_assignment_strategy=(RangePartitionAssignor,),
+    )
+    consumer.subscribe(list(settings.topics.all()), listener=listener)
+    return consumer
+
 
 class AggregateWorker(BatchWorker):
-    """Writes views first, then submission records, then commits offsets (see projection.py)."""
+    """Writes views first, then submission records, then progress, then commits offsets (see projection.py)."""
 
     service = "aggregate"
 
     def __init__(self, settings: AggregateSettings, repository: Repository, audit: AuditLog | None = None,
-                 on_fatal: FatalHandler | None = None) -> None:
+                 on_fatal: FatalHandler | None = None, group_id: str | None = None) -> None:
         self.settings = settings
         self.topics = settings.topics
         self.repository = repository
         self.audit = audit
+        self.group_id = group_id or settings.group_id
+        self.owned: set[TopicPartition] = set()
+        self.assignments: list[frozenset[TopicPartition]] = []
+        """Every assignment this worker was given, in order (for operators and tests)."""
+        self._working = asyncio.Lock()
         super().__init__(max_records=settings.max_batch, on_fatal=on_fatal)
 
     def make_consumer(self) -> AIOKafkaConsumer:
-        return build_consumer(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.group_id,
-                              max_poll_records=self.settings.max_batch)
+        return make_consumer(self.settings, self.group_id, _Handover(self))
 
     async def open(self) -> None:
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
 
     async def process(self, batch: Batch) -> None:
-        records = await apply_batch(self.repository, events := [
-            event for tp, records in batch.items() for r in records
-            if (event := to_event(tp.topic, tp.partition, r.offset, r.value, self.topics)) is not None])
-        if self.audit is not None:
-            await self.audit.record(submission_audit(records, events))
-        assert self.consumer is not None
-        await self.consumer.commit(last_offsets(batch))
+        async with self._working:
+            mine = {tp: records for tp, records in batch.items() if tp in self.owned and records}
+            if not mine:
+                return
+            records, events = await apply_records(self.repository, mine, self.topics)
+            if self.audit is not None:
+                await self.audit.record(submission_audit(records, events))
+            assert self.consumer is not None
+            await self.consumer.commit(last_offsets(mine))
+
+
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Gives partitions up only between batches, so two workers never write one partition's documents at once."""
+
+    def __init__(self, worker: AggregateWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.worker._working:  # the batch in hand is written and committed first
+            self.worker.owned.difference_update(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.worker.owned.update(assigned)
+        self.worker.assignments.append(frozenset(assigned))
+
+
+async def apply_records(repository: Repository, batch: Records, topics: Topics,
+                        ) -> tuple[dict[str, Document], list[Event]]:
+    """Apply one batch of records (in partition order), then record how far each partition got.
+
+    Returns the submission records the batch touched, as saved, and the events read.
+    """
+    events = [event for tp, records in batch.items() for r in records
+              if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
+    touched = await apply_batch(repository, events)
+    await repository.save_progress(progress_documents(batch, topics))
+    return touched, events
+
+
+def progress_documents(batch: Records, topics: Topics) -> list[Document]:
+    """One document per topic partition in `batch`: `_id` `<kind>#<partition>`, the next offset to process."""
+    kinds = dict(zip(topics.all(), ("received", "validated", "rejected"), strict=True))
+    at = utcnow().isoformat()
+    return [{"_id": f"{kinds[tp.topic]}#{tp.partition}", "kind": kinds[tp.topic], "topic": tp.topic,
+             "partition": tp.partition, "next_offset": records[-1].offset + 1, "at": at}
+            for tp, records in batch.items() if records and tp.topic in kinds]
 
 
 async def apply_batch(repository: Repository, events: list[Event]) -> dict[str, Document]:

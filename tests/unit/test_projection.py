@@ -11,6 +11,7 @@ from services.aggregate.repository import InMemoryRepository
 from services.aggregate.worker import apply_batch
 from shared.envelope import content_hash
 from tests.factories import seizure_data
+from tests.unit.test_views_projection import shown
 
 
 def validated(sid: str, seq: int, offset: int, partition: int = 0, **overrides: Any) -> Event:
@@ -29,8 +30,8 @@ def rejected(sid: str, seq: int) -> Event:
 
 
 def rows(repo: InMemoryRepository) -> dict[str, tuple[int, int, int, int]]:
-    return {d["_id"]: (d["cases"], d["quantity_micro"], d["persons_arrested"], d["submissions"])
-            for (view, _), d in repo.views.items() if view == "seizures" and d["submissions"]}
+    return {key: (d["cases"], d["quantity_micro"], d["persons_arrested"], d["submissions"])
+            for key, d in shown(repo, "seizures").items()}
 
 
 async def test_redelivered_and_resubmitted_events_count_once() -> None:
@@ -115,3 +116,22 @@ async def test_status_history_says_which_fields_an_amendment_changed() -> None:
     await apply_batch(repo, [received(1, first), received(2, first), received(3, second)])
     history = status_of(repo.submissions["a"]).history
     assert [(h.version, h.changed) for h in history] == [(1, None), (1, None), (2, ["country", "quantity"])]
+
+
+async def test_each_partition_writes_its_own_shard_of_a_bucket_and_reads_sum_them() -> None:
+    repo = InMemoryRepository()
+    await apply_batch(repo, [validated("a", 1, 10, partition=0), validated("b", 2, 7, partition=4, quantity=500)])
+    shards = {key: (d["partition"], d["wm"], d["cases"]) for (view, key), d in repo.views.items()
+              if view == "seizures"}
+    assert shards == {"AFG:2024:heroin:kg#p0": (0, {"0": 10}, 1), "AFG:2024:heroin:kg#p4": (4, {"4": 7}, 1)}
+    [row] = await repo.query_view("seizures", {"country": "AFG"}, None, 10)
+    assert (row["_id"], row["cases"], row["quantity_micro"], row["submissions"], row["wm"]) == (
+        "AFG:2024:heroin:kg", 2, 2_000_000, 2, {"0": 10, "4": 7})
+
+
+async def test_a_submission_whose_partition_changed_still_nets_out_exactly() -> None:
+    repo = InMemoryRepository()  # e.g. after the topics were given more partitions
+    await apply_batch(repo, [validated("a", 1, 10, partition=0)])
+    await apply_batch(repo, [validated("a", 2, 3, partition=5, country="IRN")])
+    assert rows(repo) == {"IRN:2024:heroin:kg": (1, 1_500_000, 2, 1)}
+    assert repo.views[("seizures", "AFG:2024:heroin:kg#p5")]["submissions"] == -1  # undoes p0's shard in the sum

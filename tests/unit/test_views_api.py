@@ -15,6 +15,7 @@ from services.aggregate.app import create_app
 from services.aggregate.repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import apply_batch
+from shared.audit import InMemoryAuditLog
 from shared.auth import InMemoryKeyStore
 from tests.keys import add_key, bearer
 from tests.unit.test_views_projection import (
@@ -238,3 +239,97 @@ async def test_bad_filters_are_422_naming_the_parameter(client: httpx.AsyncClien
     response = await client.get(path, params=params)
     assert response.status_code == 422
     assert ["query", named] in [e["loc"] for e in response.json()["detail"]]
+
+
+@pytest.fixture
+async def exporting() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryAuditLog, InMemoryRepository]]:
+    repository = InMemoryRepository(generation=3)
+    batch = events()
+    await apply_batch(repository, batch)
+    await repository.save_progress([
+        {"_id": "validated#0", "kind": "validated", "topic": "dmp.submissions.validated.v1", "partition": 0,
+         "next_offset": max(e.offset for e in batch) + 5, "at": "2024-06-01T00:00:00+00:00"},
+        {"_id": "received#0", "kind": "received", "topic": "dmp.submissions.received.v1", "partition": 0,
+         "next_offset": 99, "at": "2024-06-01T00:00:00+00:00"}])
+    keys, audit = InMemoryKeyStore(), InMemoryAuditLog()
+    app = create_app(AggregateSettings(), repository=repository, keys=keys, audit=audit)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate",
+                                 headers=bearer(add_key(keys, "analyst"))) as c:
+        yield c, audit, repository
+
+
+async def test_arq_export_gives_the_national_seizure_and_price_tables_and_the_offsets_behind_them(
+        exporting: tuple[httpx.AsyncClient, InMemoryAuditLog, InMemoryRepository]) -> None:
+    client, _, repository = exporting
+    response = await client.get("/v1/exports/arq", params={"country": "AFG", "year": 2024})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["country"], body["reporting_year"]) == ("AFG", 2024)
+    assert body["questionnaire"].startswith("UNODC Annual Report Questionnaire")
+    assert body["seizures"] == [
+        {"drug": "heroin", "quantity": 3.0, "unit": "kg", "cases": 2, "persons_arrested": 4, "submissions": 2},
+        {"drug": "opium", "quantity": 1.5, "unit": "kg", "cases": 1, "persons_arrested": 2, "submissions": 1}]
+    assert body["prices"] == [
+        {"drug": "heroin", "market": "retail", "currency": "USD", "observations": 2, "minimum": 2.0,
+         "maximum": 4.5, "typical": 3.5, "per": "g"},
+        {"drug": "heroin", "market": "wholesale", "currency": "USD", "observations": 1, "minimum": 2.5,
+         "maximum": 2.5, "typical": 2.5, "per": "g"}]
+    behind = [d for (view, _), d in repository.views.items() if view in ("seizures", "prices")
+              and d["country"] == "AFG" and d["year"] == 2024]
+    progress = {p["_id"]: p["next_offset"] for p in await repository.load_progress()}
+    assert body["source"] == {"topic": "dmp.submissions.validated.v1", "generation": 3, "partitions": [
+        {"partition": 0, "last_offset": max(d["wm"]["0"] for d in behind),
+         "processed_through": progress["validated#0"] - 1}]}
+    assert body["generated_at"].endswith("+00:00")
+
+
+async def test_arq_export_as_csv_is_one_table_with_a_section_column(
+        exporting: tuple[httpx.AsyncClient, InMemoryAuditLog, InMemoryRepository]) -> None:
+    client, audit, _ = exporting
+    expected = (await client.get("/v1/exports/arq", params={"country": "AFG", "year": 2024})).json()
+    response = await client.get("/v1/exports/arq", params={"country": "AFG", "year": 2024, "format": "csv"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'filename="arq-AFG-2024.csv"' in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["section"] for r in rows] == ["seizures", "seizures", "prices", "prices", "source"]
+    assert all((r["country"], r["reporting_year"]) == ("AFG", "2024") for r in rows)
+    assert [(r["drug"], float(r["quantity"]), r["unit"], int(r["cases"])) for r in rows[:2]] == [
+        (s["drug"], s["quantity"], s["unit"], s["cases"]) for s in expected["seizures"]]
+    assert [(r["market"], float(r["minimum"]), float(r["typical"]), r["quantity"]) for r in rows[2:4]] == [
+        (p["market"], p["minimum"], p["typical"], "") for p in expected["prices"]]
+    [source] = rows[4:]
+    partition = expected["source"]["partitions"][0]
+    assert (int(source["partition"]), int(source["last_offset"]), int(source["processed_through"]),
+            source["generation"], source["topic"]) == (partition["partition"], partition["last_offset"],
+                                                       partition["processed_through"], "3",
+                                                       "dmp.submissions.validated.v1")
+    exports = [e for e in audit.entries.values() if e["action"] == "exported"]
+    assert [e["target"] for e in exports] == ["/v1/exports/arq", "/v1/exports/arq"]  # JSON and CSV both audited
+
+
+async def test_arq_export_of_a_year_without_data_is_empty_tables(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/v1/exports/arq", params={"country": "NPL", "year": 2024})).json()
+    assert (body["seizures"], body["prices"], body["source"]["partitions"]) == ([], [], [])
+    response = await client.get("/v1/exports/arq", params={"country": "NPL", "year": 2024, "format": "csv"})
+    assert [r["section"] for r in csv.DictReader(io.StringIO(response.text))] == ["source"]
+
+
+@pytest.mark.parametrize(("params", "named"), [({"year": 2024}, "country"), ({"country": "AFG"}, "year"),
+                                               ({"country": "afg", "year": 2024}, "country"),
+                                               ({"country": "AFG", "year": 1800}, "year"),
+                                               ({"country": "AFG", "year": 2024, "format": "xml"}, "format")])
+async def test_arq_export_answers_422_naming_the_parameter(client: httpx.AsyncClient, params: dict[str, Any],
+                                                           named: str) -> None:
+    response = await client.get("/v1/exports/arq", params=params)
+    assert response.status_code == 422
+    assert ["query", named] in [e["loc"] for e in response.json()["detail"]]
+
+
+async def test_arq_export_is_for_analysts_only() -> None:
+    keys = InMemoryKeyStore()
+    app = create_app(AggregateSettings(), repository=InMemoryRepository(), keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate") as c:
+        assert (await c.get("/v1/exports/arq?country=AFG&year=2024")).status_code == 401
+        officer = bearer(add_key(keys, "officer"))
+        assert (await c.get("/v1/exports/arq?country=AFG&year=2024", headers=officer)).status_code == 403

@@ -1,0 +1,313 @@
+"""Rebuilding the views from the log into a new generation, comparing it with the live one, swapping it in.
+
+The three topics keep every event (they are created with `retention.ms=-1` and
+`retention.bytes=-1`, shared/kafka.py), so replaying them from the earliest offset gives the
+views as a pure function of the current valid version of every submission.
+
+1. A new generation N (one past every generation in the database) gets its collections, and a
+   consumer in its own group `<group id>-g<N>` replays the topics from the earliest offset up
+   to their end offsets at the start, committing after every batch (worker.apply_records: the
+   same code the live workers run).
+2. To compare, the replay is brought to exactly where the live generation's progress documents
+   say it is (waiting a little for the live workers if the replay is ahead), then every view
+   bucket and every submission record is compared. Differences are checked again after
+   realigning, up to `rounds` times, so that events arriving during the comparison are not
+   reported as differences.
+3. With `swap`, the replay consumer commits and leaves its group, and the meta document names
+   generation N live; the live processes follow (generation.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+
+from services.aggregate.generation import GenerationMeta, group_for
+from services.aggregate.repository import VIEWS, MongoRepository, Repository
+from services.aggregate.settings import AggregateSettings
+from services.aggregate.worker import apply_records, make_consumer
+from shared.errors import InfrastructureUnavailable
+from shared.kafka import ensure_topics
+from shared.store import Document
+from shared.worker import last_offsets
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One row that is not the same in the live and the rebuilt generation."""
+
+    view: str
+    """A view name, or `submissions` for a submission record."""
+    key: str
+    kind: Literal["only_live", "only_rebuilt", "differs"]
+    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    """For `differs`: field → (live value, rebuilt value)."""
+
+
+@dataclass
+class RebuildReport:
+    live: int
+    rebuilt: int
+    group_id: str
+    events: int = 0
+    compared: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    swapped: bool = False
+    positions: dict[str, int] = field(default_factory=dict)
+    """`<topic>#<partition>` → the offset the rebuilt generation's group continues from."""
+
+
+def _visible(doc: Document) -> Document:
+    return {k: v for k, v in doc.items() if k not in ("_id", "wm")}
+
+
+def _record(doc: Document) -> Document:
+    valid = doc.get("valid") or {}
+    return {"type": doc.get("type"), "status": doc.get("status"), "version": doc.get("version"),
+            "valid_seq": valid.get("seq"), "valid_hash": valid.get("hash"), "errors": doc.get("errors")}
+
+
+def diff_rows(view: str, live: dict[str, Document], rebuilt: dict[str, Document]) -> list[Difference]:
+    """The differences between two sets of rows keyed alike."""
+    found = []
+    for key in sorted(live.keys() | rebuilt.keys()):
+        a, b = live.get(key), rebuilt.get(key)
+        if b is None:
+            found.append(Difference(view, key, "only_live"))
+        elif a is None:
+            found.append(Difference(view, key, "only_rebuilt"))
+        elif a != b:
+            found.append(Difference(view, key, "differs", {name: (a.get(name), b.get(name))
+                                                           for name in sorted(a.keys() | b.keys())
+                                                           if a.get(name) != b.get(name)}))
+    return found
+
+
+async def _view_rows(repository: Repository, view: str) -> dict[str, Document]:
+    rows: dict[str, Document] = {}
+    after: str | None = None
+    while True:
+        page = await repository.query_view(view, {}, after, PAGE)
+        rows.update({d["_id"]: _visible(d) for d in page})
+        if len(page) < PAGE:
+            return rows
+        after = page[-1]["_id"]
+
+
+async def _records(repository: Repository) -> dict[str, Document]:
+    rows: dict[str, Document] = {}
+    after: str | None = None
+    while True:
+        page = await repository.scan_submissions(after, PAGE)
+        rows.update({d["_id"]: _record(d) for d in page})
+        if len(page) < PAGE:
+            return rows
+        after = page[-1]["_id"]
+
+
+async def compare(live: Repository, rebuilt: Repository, only: set[tuple[str, str]] | None = None,
+                  ) -> tuple[int, list[Difference]]:
+    """(rows compared, differences) between every view and submission record of two generations.
+
+    `only` limits the result to those (view, key) pairs (a re-check of earlier differences).
+    """
+    compared, found = 0, []
+    for view in (*VIEWS, "submissions"):
+        if only is not None and not any(v == view for v, _ in only):
+            continue
+        if view == "submissions":
+            a, b = await _records(live), await _records(rebuilt)
+        else:
+            a, b = await _view_rows(live, view), await _view_rows(rebuilt, view)
+        if only is not None:
+            keys = {k for v, k in only if v == view}
+            a, b = {k: v for k, v in a.items() if k in keys}, {k: v for k, v in b.items() if k in keys}
+        compared += len(a.keys() | b.keys())
+        found += diff_rows(view, a, b)
+    return compared, found
+
+
+class Replayer:
+    """Consumes the three topics in a group of its own, from the earliest offset, into one generation."""
+
+    def __init__(self, settings: AggregateSettings, repository: Repository, group_id: str,
+                 stall_timeout: float = 120.0) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.repository = repository
+        self.group_id = group_id
+        self.stall_timeout = stall_timeout
+        self.consumer: AIOKafkaConsumer | None = None
+        self.applied_next: dict[TopicPartition, int] = {}
+        """Per partition, one past the last record applied (0 before any)."""
+        self.events = 0
+
+    async def start(self, timeout: float = 60.0) -> None:
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
+        self.consumer = make_consumer(self.settings, self.group_id)
+        await self.consumer.start()
+        expected = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics.all())
+        deadline = time.monotonic() + timeout
+        while len(self.consumer.assignment()) < max(expected, 1):
+            if time.monotonic() > deadline:
+                raise InfrastructureUnavailable(f"group {self.group_id} got {len(self.consumer.assignment())} of "
+                                                f"{expected} partitions; is another consumer in it?")
+            await asyncio.sleep(0.1)
+            expected = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics.all())
+        self.applied_next = {tp: 0 for tp in self.consumer.assignment()}
+
+    async def stop(self) -> None:
+        """Commit where every partition stands, then leave the group."""
+        if self.consumer is None:
+            return
+        try:
+            await self.consumer.commit({tp: await self.consumer.position(tp) for tp in self.consumer.assignment()})
+        finally:
+            await self.consumer.stop()
+            self.consumer = None
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """Where every partition ends now (for committed transactional data: the last stable offset)."""
+        assert self.consumer is not None
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(list(self.consumer.assignment()))
+        return ends
+
+    async def positions(self) -> dict[str, int]:
+        assert self.consumer is not None
+        return {f"{tp.topic}#{tp.partition}": await self.consumer.position(tp)
+                for tp in sorted(self.consumer.assignment())}
+
+    async def replay_to(self, targets: dict[TopicPartition, int]) -> int:
+        """Apply every record below its partition's target (none at or beyond it); returns the events applied."""
+        consumer = self.consumer
+        assert consumer is not None
+        applied = 0
+        last_move, last_state = time.monotonic(), None
+        while True:
+            pending = {tp for tp, target in targets.items() if await consumer.position(tp) < target}
+            if not pending:
+                return applied
+            state = {tp: await consumer.position(tp) for tp in pending}
+            if state != last_state:
+                last_move, last_state = time.monotonic(), state
+            elif time.monotonic() - last_move > self.stall_timeout:
+                raise InfrastructureUnavailable(f"replay made no progress for {self.stall_timeout:g}s at {state}")
+            consumer.pause(*(consumer.assignment() - pending))
+            consumer.resume(*pending)
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=self.settings.max_batch)
+            mine = {}
+            for tp, records in batch.items():
+                keep = [r for r in records if r.offset < targets[tp]]
+                if len(keep) < len(records):  # fetched beyond the target: read again next time
+                    consumer.seek(tp, targets[tp])
+                if keep:
+                    mine[tp] = keep
+            if mine:
+                await apply_records(self.repository, mine, self.topics)
+                await consumer.commit(last_offsets(mine))
+                for tp, records in mine.items():
+                    self.applied_next[tp] = records[-1].offset + 1
+                    applied += len(records)
+            self.events += sum(len(r) for r in mine.values())
+
+    async def align(self, live: Repository, wait: float) -> None:
+        """Replay exactly to where `live`'s progress documents stand, waiting up to `wait` s for it to catch up."""
+        kinds = dict(zip(self.topics.all(), ("received", "validated", "rejected"), strict=True))
+        deadline = time.monotonic() + wait
+        while True:
+            progress = {p["_id"]: int(p["next_offset"]) for p in await live.load_progress()}
+            targets = {tp: progress.get(f"{kinds[tp.topic]}#{tp.partition}", 0) for tp in self.applied_next}
+            ahead = [tp for tp, target in targets.items() if self.applied_next[tp] > target]
+            if not ahead or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await self.replay_to({tp: max(target, self.applied_next[tp]) for tp, target in targets.items()})
+
+
+async def rebuild(settings: AggregateSettings, client: AsyncMongoClient[Document], *, swap: bool = False,
+                  rounds: int = 3, wait: float = 15.0, force: bool = False, say: Say | None = None) -> RebuildReport:
+    """Replay the log into a new generation, compare it with the live one, and with `swap` make it live.
+
+    One rebuild at a time: a claim in the meta collection refuses a second (RebuildRunning) unless `force`.
+    """
+    say = say or (lambda message: log.info(message))
+    meta = GenerationMeta(client, settings.mongodb_database)
+    live_generation = await meta.live()
+    generation = max([live_generation, *await meta.generations()]) + 1
+    await meta.claim_rebuild(generation, force)
+    try:
+        return await _rebuild(settings, client, meta, live_generation, generation, swap, rounds, wait, say)
+    finally:
+        await meta.release_rebuild()
+
+
+async def _rebuild(settings: AggregateSettings, client: AsyncMongoClient[Document], meta: GenerationMeta,
+                   live_generation: int, generation: int, swap: bool, rounds: int, wait: float,
+                   say: Say) -> RebuildReport:
+    live = MongoRepository(client, settings.mongodb_database, live_generation)
+    rebuilt = MongoRepository(client, settings.mongodb_database, generation)
+    await rebuilt.ensure_indexes()
+    report = RebuildReport(live_generation, generation, group_for(settings.group_id, generation))
+    replayer = Replayer(settings, rebuilt, report.group_id)
+    say(f"replaying {', '.join(settings.topics.all())} from the earliest offset into generation {generation} "
+        f"(collections {rebuilt.prefix}*, consumer group {report.group_id})")
+    await replayer.start()
+    try:
+        await replayer.replay_to(await replayer.end_offsets())
+        say(f"replayed {replayer.events} events; comparing with the live generation {live_generation}")
+        only: set[tuple[str, str]] | None = None
+        for round_ in range(1, max(rounds, 1) + 1):
+            await replayer.align(live, wait)
+            compared, report.differences = await compare(live, rebuilt, only)
+            if only is None:
+                report.compared = compared
+            if not report.differences:
+                break
+            if round_ <= rounds - 1:
+                say(f"{len(report.differences)} rows differ; checking them again once the live generation "
+                    "has moved on (events may be arriving)")
+                only = {(d.view, d.key) for d in report.differences}
+                await asyncio.sleep(min(wait, 2.0))
+        report.events = replayer.events
+        report.positions = await replayer.positions()
+    finally:
+        await replayer.stop()
+    if swap:
+        await meta.make_live(generation, group_id=report.group_id, rebuilt_events=report.events,
+                             differences=len(report.differences))
+        report.swapped = True
+        say(f"generation {generation} is live; aggregate processes follow within "
+            f"{settings.generation_poll_s:g}s and continue from where the rebuild stopped")
+    return report
+
+
+async def drop_generation(client: AsyncMongoClient[Document], database: str, generation: int) -> list[str]:
+    """Drop a generation's collections (never the live one's); returns the collections dropped."""
+    meta = GenerationMeta(client, database)
+    if generation == await meta.live():
+        raise ValueError(f"generation {generation} is live; swap another in first")
+    names = set(await client[database].list_collection_names())
+    dropped = [n for n in MongoRepository(client, database, generation).collection_names() if n in names]
+    for name in dropped:
+        await client[database].drop_collection(name)
+    return dropped
+
+
+def summarize(differences: Iterable[Difference]) -> dict[str, int]:
+    """How many differences each view has."""
+    counts: dict[str, int] = {}
+    for d in differences:
+        counts[d.view] = counts.get(d.view, 0) + 1
+    return counts

@@ -1,0 +1,321 @@
+"""Exactness as a property: whatever Kafka may deliver, and wherever the worker crashes, the views are what an
+oracle computes from the current valid version of each submission.
+
+A stream is a sequence of sends (new submissions, resubmissions of the same data, amendments, and amendments
+that validate rejects) of several types over a few partitions. It is written to three logs the way ingest and
+validate write them (keyed by submission id, so a submission's events share a partition number), then consumed
+like a consumer group member does: batches take any number of records from each partition, in partition order,
+interleaved arbitrarily across topics and partitions; a batch may crash after any number of document writes
+(views, then records, then progress) or lose its commit, and the consumer then resumes from the last committed
+offsets, so the whole uncommitted batch comes again, possibly split differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.aggregate.events import to_event
+from services.aggregate.projection import DIMENSIONS, SPARSE, contributions
+from services.aggregate.report import price_row, seizure_row
+from services.aggregate.repository import VIEWS, InMemoryRepository, ViewKey
+from services.aggregate.worker import apply_batch, progress_documents
+from shared.envelope import content_hash
+from shared.store import Document
+from shared.topics import Topics
+from tests.unit.test_views_projection import PERSON_A, PERSON_B, price, seizure, training, treatment
+
+TOPICS = Topics.under("oracle")
+PARTITIONS = 3
+KINDS = {"received": TOPICS.received, "validated": TOPICS.validated, "rejected": TOPICS.rejected}
+AT = "2024-06-01T00:00:00+00:00"
+
+
+def submitted(data: dict[str, Any]) -> dict[str, Any]:
+    """What the officer sent: the validated data without what validate added."""
+    return {k: v for k, v in data.items() if k != "normalised"}
+
+
+seizures = st.builds(
+    lambda country, drug, qty, day, route, point, cases, arrested: seizure(
+        country=country, drug=drug, quantity=qty[0], unit=qty[1], seized_on=day, route=route, coordinates=point,
+        cases=cases, persons_arrested=arrested),
+    st.sampled_from(["AFG", "IRN"]), st.sampled_from(["heroin", "opium"]),
+    st.sampled_from([(1500, "g"), (2.5, "kg"), (0.75, "kg"), (3, "g")]),
+    st.sampled_from(["2023-12-30", "2024-01-15", "2024-03-02"]), st.sampled_from(["balkan", "northern"]),
+    st.sampled_from([None, {"lat": 34.5, "lon": 61.25}, {"lat": 36.0, "lon": 59.5}]),
+    st.integers(1, 3), st.integers(0, 2))
+prices = st.builds(
+    lambda country, market, typical, low, high, per: price(
+        country=country, market=market, price_typical=typical * (1000 if per == "kg" else 1),
+        price_min=None if low is None else low * (1000 if per == "kg" else 1),
+        price_max=None if high is None else high * (1000 if per == "kg" else 1), per=per),
+    st.sampled_from(["AFG", "TJK"]), st.sampled_from(["retail", "wholesale"]), st.sampled_from([2.0, 3.5, 4.0]),
+    st.sampled_from([None, 1.0, 1.5]), st.sampled_from([None, 5.0, 6.25]), st.sampled_from(["g", "kg"]))
+trainings = st.builds(
+    lambda person, title, course, host, country, agency: training(
+        person, title=title, course_id=course, host_country=host, participant={"country": country, "agency": agency}),
+    st.sampled_from([PERSON_A, PERSON_B, "c" * 64]), st.sampled_from(["Container profiling", "Risk analysis"]),
+    st.sampled_from(["CCP-1", "CCP-2"]), st.sampled_from(["TUR", "KGZ"]), st.sampled_from(["AFG", "TJK"]),
+    st.sampled_from(["Customs", "Police"]))
+treatments = st.builds(
+    lambda facility, period, capacity, heroin: treatment(facility_id=facility, period=period, capacity=capacity,
+                                                         in_treatment={"heroin": heroin, "opium": 3}),
+    st.sampled_from(["KBL-01", "HRT-02"]), st.sampled_from(["2024-03", "2024-06", "2024"]),
+    st.sampled_from([10, 40]), st.integers(0, 5))
+VERSIONS = {"seizure": seizures, "price": prices, "training": trainings, "treatment_facility": treatments}
+
+
+@dataclass(frozen=True)
+class Send:
+    """One version of a submission as ingest received it, and validate's verdict on it."""
+
+    sid: str
+    type: str
+    partition: int
+    data: dict[str, Any]
+    """As validated (with `normalised`), or the submitted data of a rejected version."""
+    valid: bool
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[Send]:
+    count = draw(st.integers(1, 6))
+    subs = [(f"s{i}", draw(st.sampled_from(sorted(VERSIONS))), draw(st.integers(0, PARTITIONS - 1)))
+            for i in range(count)]
+    sends: list[Send] = []
+    last: dict[str, Send] = {}
+    for _ in range(draw(st.integers(1, 16))):
+        sid, type_, partition = draw(st.sampled_from(subs))
+        action = draw(st.sampled_from(["new", "new", "same", "rejected"]))
+        if action == "same" and sid in last:
+            send = last[sid]
+        elif action == "rejected":
+            send = Send(sid, type_, partition, {"unreadable": draw(st.integers(0, 2))}, valid=False)
+        else:
+            send = Send(sid, type_, partition, draw(VERSIONS[type_]), valid=True)
+        last[sid] = send
+        sends.append(send)
+    return sends
+
+
+Log = dict[TopicPartition, list[bytes]]
+
+
+def write_logs(sends: list[Send]) -> Log:
+    """The received, validated and rejected topics as ingest and validate write them."""
+    log: Log = {TopicPartition(topic, p): [] for topic in TOPICS.all() for p in range(PARTITIONS)}
+    for send in sends:
+        received = log[TopicPartition(TOPICS.received, send.partition)]
+        seq = len(received)
+        data = submitted(send.data)
+        received.append(orjson.dumps({"id": send.sid, "type": send.type, "schema_version": 1, "data": data,
+                                      "received_at": AT, "submitted_by": "officer"}))
+        common = {"id": send.sid, "type": send.type, "received": {"partition": send.partition, "seq": seq},
+                  "data_hash": content_hash(send.type, 1, data), "submitted_by": "officer", "received_at": AT}
+        if send.valid:
+            log[TopicPartition(TOPICS.validated, send.partition)].append(orjson.dumps(
+                {**common, "data": send.data, "validated_at": AT}))
+        else:
+            log[TopicPartition(TOPICS.rejected, send.partition)].append(orjson.dumps(
+                {**common, "original": {"data": data}, "rejected_at": AT,
+                 "errors": [{"loc": ["data"], "msg": "unreadable", "type": "invalid"}]}))
+    return log
+
+
+class Crash(Exception):
+    """The worker process died."""
+
+
+class CrashingRepository(InMemoryRepository):
+    """Writes one document at a time, in an arbitrary order, and dies before the write `crash_at` counts down to."""
+
+    def __init__(self, rnd: random.Random) -> None:
+        super().__init__()
+        self.rnd = rnd
+        self.writes_left: int | None = None
+
+    def _write(self) -> None:
+        if self.writes_left is not None:
+            if self.writes_left == 0:
+                raise Crash
+            self.writes_left -= 1
+
+    def _shuffled(self, items: Iterable[Any]) -> list[Any]:
+        found = list(items)
+        self.rnd.shuffle(found)  # unordered bulk writes land in any order
+        return found
+
+    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
+        for key, doc in self._shuffled(docs.items()):
+            self._write()
+            self.views[key] = doc
+
+    async def save_submissions(self, docs: Iterable[Document]) -> None:
+        for doc in self._shuffled(docs):
+            self._write()
+            self.submissions[doc["_id"]] = doc
+
+    async def save_progress(self, docs: Iterable[Document]) -> None:
+        for doc in self._shuffled(docs):
+            self._write()
+            await super().save_progress([doc])
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    value: bytes
+
+
+async def consume(log: Log, repo: CrashingRepository, data: st.DataObject) -> int:
+    """Deliver `log` to apply_batch as a consumer would, with crashes; returns how many batches crashed."""
+    committed = {tp: 0 for tp in log}
+    crashes = 0
+    for round_ in range(1000):
+        if all(committed[tp] == len(records) for tp, records in log.items()):
+            return crashes
+        queues: dict[TopicPartition, list[Record]] = {}
+        for tp, records in log.items():
+            left = len(records) - committed[tp]
+            take = data.draw(st.integers(0, min(left, 4))) if left else 0
+            if take:
+                queues[tp] = [Record(o, records[o]) for o in range(committed[tp], committed[tp] + take)]
+        if not queues:
+            tp = next(tp for tp, records in log.items() if committed[tp] < len(records))
+            queues[tp] = [Record(committed[tp], log[tp][committed[tp]])]
+        batch = {tp: list(records) for tp, records in queues.items()}
+        interleaved: list[tuple[TopicPartition, Record]] = []
+        while queues:  # any interleaving that keeps each partition's order
+            tp = data.draw(st.sampled_from(sorted(queues)))
+            interleaved.append((tp, queues[tp].pop(0)))
+            if not queues[tp]:
+                del queues[tp]
+        may_crash = round_ < 40
+        repo.writes_left = data.draw(st.none() | st.integers(0, 30)) if may_crash else None
+        events = [e for tp, r in interleaved if (e := to_event(tp.topic, tp.partition, r.offset, r.value, TOPICS))]
+        try:
+            await apply_batch(repo, events)
+            await repo.save_progress(progress_documents(batch, TOPICS))
+            if may_crash and data.draw(st.integers(0, 5)) == 0:
+                raise Crash  # died before the commit reached the broker
+        except Crash:
+            crashes += 1
+            continue  # restart: the consumer resumes from the committed offsets
+        finally:
+            repo.writes_left = None
+        for tp, taken in batch.items():
+            committed[tp] = taken[-1].offset + 1
+    raise AssertionError("the stream was never fully committed")
+
+
+def oracle(sends: list[Send]) -> dict[str, dict[str, Document]]:
+    """Every view's visible buckets, computed from the current valid version of each submission alone."""
+    current: dict[str, Send] = {}
+    for send in sends:
+        if send.valid:
+            current[send.sid] = send
+    views: dict[str, dict[str, Document]] = defaultdict(dict)
+    for send in current.values():
+        for c in contributions(send.type, send.data, send.sid):
+            doc = views[c.view].setdefault(c.key, dict(c.dims))
+            for name, value in c.figures.items():
+                doc[name] = doc.get(name, 0) + value
+    return views
+
+
+def shown(repo: InMemoryRepository, view: str) -> dict[str, Document]:
+    docs = asyncio.run(repo.query_view(view, {}, None, 1_000_000))
+    return {d["_id"]: {k: v for k, v in d.items() if k not in ("_id", "wm")} for d in docs}
+
+
+def check_seizure_table(repo: InMemoryRepository, sends: list[Send]) -> None:
+    """The national table as analysts read it, against sums made straight from the submitted data."""
+    current = {s.sid: s for s in sends if s.valid and s.type == "seizure"}
+    expected: dict[tuple[str, int, str], list[Any]] = defaultdict(lambda: [0, Fraction(0), 0, 0])
+    for send in current.values():
+        row = expected[(send.data["country"], int(send.data["seized_on"][:4]), send.data["drug"])]
+        row[0] += send.data["cases"]
+        row[1] += Fraction(repr(send.data["normalised"]["quantity"]))
+        row[2] += send.data["persons_arrested"]
+        row[3] += 1
+    rows = [seizure_row(d) for d in asyncio.run(repo.query_view("seizures", {}, None, 1_000_000))]
+    assert {(r.country, r.year, r.drug): [r.cases, r.quantity, r.persons_arrested, r.submissions] for r in rows} == {
+        key: [cases, float(quantity), arrested, n] for key, (cases, quantity, arrested, n) in expected.items()}
+
+
+def check_price_table(repo: InMemoryRepository, sends: list[Send]) -> None:
+    current = {s.sid: s for s in sends if s.valid and s.type == "price"}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for send in current.values():
+        groups[(send.data["country"], send.data["market"])].append(send.data["normalised"])
+    rows = {(r.country, r.market): r for r in
+            (price_row(d) for d in asyncio.run(repo.query_view("prices", {}, None, 1_000_000)))}
+    assert set(rows) == set(groups)
+    for key, observed in groups.items():
+        typical = [Fraction(repr(n["price_typical"])) for n in observed]
+        low = min(Fraction(repr(n["price_min"] if n["price_min"] is not None else n["price_typical"]))
+                  for n in observed)
+        high = max(Fraction(repr(n["price_max"] if n["price_max"] is not None else n["price_typical"]))
+                   for n in observed)
+        row = rows[key]
+        assert (row.observations, row.min, row.max, row.mean) == (
+            len(observed), float(low), float(high), float(sum(typical) / len(typical)))
+
+
+def check_records(repo: InMemoryRepository, sends: list[Send]) -> None:
+    """Each submission's status is its latest version's verdict, and the views count its current valid version."""
+    seqs: Counter[int] = Counter()
+    latest: dict[str, tuple[bool, int, int, str]] = {}  # sid → (valid, version, valid seq, digest)
+    for send in sends:
+        seq = seqs[send.partition]
+        seqs[send.partition] += 1
+        digest = content_hash(send.type, 1, submitted(send.data))
+        previous = latest.get(send.sid)
+        version = 1 if previous is None else previous[1] + (digest != previous[3])
+        valid_seq = seq if send.valid else (previous[2] if previous else -1)
+        latest[send.sid] = (send.valid, version, valid_seq, digest)
+    for sid, (valid, version, valid_seq, _) in latest.items():
+        record = repo.submissions[sid]
+        assert (record["status"], record["version"]) == ("validated" if valid else "rejected", version), sid
+        assert (record["valid"]["seq"] if record["valid"] else -1) == valid_seq, sid
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sends=streams(), rnd=st.randoms(use_true_random=False), data=st.data())
+def test_views_equal_the_oracle_whatever_is_redelivered_and_wherever_the_worker_crashes(
+        sends: list[Send], rnd: random.Random, data: st.DataObject) -> None:
+    log = write_logs(sends)
+    repo = CrashingRepository(rnd)
+    asyncio.run(consume(log, repo, data))
+
+    expected = oracle(sends)
+    for view in VIEWS:
+        assert shown(repo, view) == expected.get(view, {}), view
+    check_seizure_table(repo, sends)
+    check_price_table(repo, sends)
+    check_records(repo, sends)
+    assert {d["_id"]: d["next_offset"] for d in repo.progress.values()} == {
+        f"{kind}#{tp.partition}": len(records) for tp, records in log.items() if records
+        for kind, topic in KINDS.items() if topic == tp.topic}
+
+
+def test_every_contribution_has_exactly_its_views_dimensions() -> None:
+    """Reads sum every field that is not a dimension: a dimension missing from DIMENSIONS would be summed."""
+    for data, type_ in ((seizure(), "seizure"), (price(), "price"), (training(), "training"),
+                        (treatment(), "treatment_facility")):
+        for c in contributions(type_, data, "s1"):
+            assert set(c.dims) == set(DIMENSIONS[c.view]), c.view
+            assert not set(c.figures) & set(DIMENSIONS[c.view])
+            assert all(isinstance(v, int) for v in c.figures.values())
+            assert all(not name.startswith(SPARSE) or v > 0 for name, v in c.figures.items())
