@@ -1,0 +1,79 @@
+"""Seizure payloads for the benchmark: valid envelopes (tests/factories.py) varied a little."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from shared.envelope import (
+    EVENT_RECEIVED,
+    SubmissionReceived,
+    cloudevent_headers,
+    dumps,
+    new_trace_id,
+)
+from shared.topics import Topics
+from tests.factories import envelope
+
+COUNTRIES = ("AFG", "IRN", "PAK", "TUR", "TJK", "UZB")
+PLACES = ("Islam Qala border crossing", "Torkham", "Port of Bandar Abbas", "Kapikule", "Nizhny Panj")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One event to put on a topic, as ingest or validate would have published it."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def envelopes(n: int, seed: int) -> list[dict[str, Any]]:
+    """`n` valid seizure envelopes; country, date, place and quantity vary (a few dozen view buckets)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    start = datetime(2023, 1, 1, tzinfo=UTC).date()
+    out = []
+    for _ in range(n):
+        seized_on = start + timedelta(days=rng.randrange(0, 3 * 365))
+        out.append(envelope(
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            country=rng.choice(COUNTRIES), seized_on=seized_on.isoformat(), place=rng.choice(PLACES),
+            quantity=rng.choice((250, 500, 1500, 2000, 12500)) + rng.randrange(0, 1000),
+            persons_arrested=rng.randrange(0, 5)))
+    return out
+
+
+def bodies(envs: list[dict[str, Any]]) -> list[bytes]:
+    """The HTTP bodies for single POSTs."""
+    return [orjson.dumps(e) for e in envs]
+
+
+def received(envs: list[dict[str, Any]]) -> list[Record]:
+    """The events ingest would publish on the received topic for these envelopes."""
+    out = []
+    now = datetime.now(UTC)
+    for e in envs:
+        trace_id = new_trace_id()
+        event = SubmissionReceived(id=e["id"], type=e["type"], schema_version=e["schema_version"], data=e["data"],
+                                   submitted_by="anonymous", received_at=now, trace_id=trace_id)
+        out.append(Record(e["id"].encode(), dumps(event), cloudevent_headers(EVENT_RECEIVED, e["id"], trace_id, now)))
+    return out
+
+
+def validated(records: list[Record], topics: Topics) -> tuple[list[Record], int]:
+    """The decisions validate would publish for `records` (pure `decide`); also how many were rejected."""
+    from services.validate.decision import decide
+
+    out, rejected = [], 0
+    for offset, r in enumerate(records):
+        o = decide(r.value, r.key, dict(r.headers), offset % 6, offset, topics)
+        if not o.accepted:
+            rejected += 1
+            continue
+        out.append(Record(o.key.encode(), o.value, list(o.headers)))
+    return out, rejected
