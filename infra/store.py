@@ -93,11 +93,11 @@ def ensure_ferretdb() -> Path:
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
     (src / "build" / "version" / "version.txt").write_text(f"v{FERRETDB_VERSION}\n")
-    path, old, new = ID_LOOKUP_FIX
-    source = (src / path).read_text()
+    fixed, old, new = ID_LOOKUP_FIX
+    source = (src / fixed).read_text()
     if old not in source:
-        raise InfraError(f"FerretDB source changed: cannot apply the _id lookup fix to {path}")
-    (src / path).write_text(source.replace(old, new))
+        raise InfraError(f"FerretDB source changed: cannot apply the _id lookup fix to {fixed}")
+    (src / fixed).write_text(source.replace(old, new))
     binary.parent.mkdir(parents=True, exist_ok=True)
     built = subprocess.run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"],
                            capture_output=True, text=True, env=env, check=False, cwd=src)
