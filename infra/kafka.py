@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -65,17 +67,37 @@ def java() -> str:
 
 @dataclass
 class Broker:
-    """A broker this process started (or found running) for one data folder."""
+    """A broker this process started (or found running) for one data folder.
+
+    `proxied` is an optional second client listener `(listen port, advertised port)`: clients that
+    bootstrap through a proxy on the advertised port are told to keep using it, while `bootstrap`
+    stays direct. The fault tests put a TCP proxy there to cut or slow one service's traffic.
+    """
 
     data_dir: Path
     port: int
     controller_port: int
     pid: int | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    proxied: tuple[int, int] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def proxied_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.proxied[1]}" if self.proxied else None
+
+    def kill(self) -> None:
+        """SIGKILL: no controlled shutdown, as in a crash or an OOM kill."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.pid = None
+        if self.proc is not None:
+            self.proc.wait(timeout=30)
+            self.proc = None
 
     @property
     def log(self) -> Path:
@@ -90,18 +112,25 @@ class Broker:
             self.proc = None
 
 
-def write_config(data_dir: Path, port: int, controller_port: int) -> Path:
+def write_config(data_dir: Path, port: int, controller_port: int, proxied: tuple[int, int] | None = None) -> Path:
     props = data_dir / "server.properties"
     logs = data_dir / "data"
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if proxied is not None:
+        listeners += f",PROXIED://127.0.0.1:{proxied[0]}"
+        advertised += f",PROXIED://127.0.0.1:{proxied[1]}"
+        protocols += ",PROXIED:PLAINTEXT"
     props.write_text(f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners={listeners}
+advertised.listeners={advertised}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map={protocols}
 log.dirs={logs}
 num.partitions=6
 auto.create.topics.enable=false
@@ -140,16 +169,22 @@ def metadata_ok(bootstrap: str) -> bool:
 
 
 def start(data_dir: Path, port: int | None = None, controller_port: int | None = None,
-          timeout: float = 120.0) -> Broker:
-    """Format (first time) and start a one-node KRaft broker; return once metadata requests work."""
+          timeout: float = 120.0, proxied: tuple[int, int] | None = None) -> Broker:
+    """Format (first time) and start a one-node KRaft broker; return once metadata requests work.
+
+    Started again on the same `data_dir` and ports it is the same broker: topics, offsets and
+    transactions survive, as after a crash.
+    """
     lib = ensure_jars()
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = Broker(data_dir, port or free_port(), controller_port or free_port())
-    props = write_config(data_dir, broker.port, broker.controller_port)
+    broker = Broker(data_dir, port or free_port(), controller_port or free_port(), proxied=proxied)
+    props = write_config(data_dir, broker.port, broker.controller_port, proxied)
     classpath = f"{lib}/*"
     jvm = java()
     if not (data_dir / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # a leading "-" would read as an option to the storage tool
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run([jvm, "-cp", classpath, f"-Dlog4j.configuration=file:{data_dir / 'log4j.properties'}",
                               "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
                              capture_output=True, text=True, check=False)
@@ -168,3 +203,8 @@ def start(data_dir: Path, port: int | None = None, controller_port: int | None =
         broker.stop()
         raise
     return broker
+
+
+def restart(broker: Broker, timeout: float = 120.0) -> Broker:
+    """Start `broker` again (after `kill` or `stop`) on its data folder and ports."""
+    return start(broker.data_dir, broker.port, broker.controller_port, timeout=timeout, proxied=broker.proxied)

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import orjson
 
+from shared.tracing import current_trace_id
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object; `extra=` fields become top-level keys."""
+    """Formats a record as one JSON object; `extra=` fields become top-level keys, plus the current `trace_id`."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -27,6 +29,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        if "trace_id" not in entry and (trace_id := current_trace_id()) is not None:
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()

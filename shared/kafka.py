@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,10 +16,15 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from prometheus_client import Counter
 
 from shared.errors import InfrastructureUnavailable
+from shared.lifecycle import StopRequested, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
 EVENTS_PRODUCED = Counter("dmp_events_produced_total", "Events produced", ["service", "topic"])
+EVENTS_REJECTED = Counter("dmp_events_rejected_total", "Events consumed from `topic` and rejected",
+                          ["service", "topic"])
+PRODUCERS_REPLACED = Counter("dmp_kafka_producers_replaced_total",
+                             "Producers replaced because they could not deliver although the broker answered")
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -86,28 +92,57 @@ class InMemoryPublisher:
 
 
 class KafkaPublisher:
-    """An idempotent `acks=all` producer; `publish` waits for the broker's acknowledgement."""
+    """An idempotent `acks=all` producer; `publish` waits for the broker's acknowledgement, never beyond `timeout`.
 
-    def __init__(self, bootstrap_servers: str, timeout: float = 10.0, linger_ms: int = 2) -> None:
+    A watchdog checks the broker every `probe_interval` seconds. While the broker does not answer and
+    publishing fails, `publish` fails at once (the caller answers 503) instead of holding every request
+    for `timeout`. aiokafka's idempotent producer retries its batches forever and can stay wedged after
+    a long outage, so a producer that keeps failing for `recreate_after` seconds although the broker
+    answers again, or whose sender task died, is replaced by a new one: no restart needed.
+    """
+
+    def __init__(self, bootstrap_servers: str, timeout: float = 10.0, linger_ms: int = 2, *,
+                 recreate_after: float | None = None, probe_interval: float = 1.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
         self.timeout = timeout
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+        self.linger_ms = linger_ms
+        self.recreate_after = recreate_after if recreate_after is not None else max(2 * timeout, 5.0)
+        self.probe_interval = probe_interval
+        self.producer = self._new_producer()
+        self.replacements = 0
+        self._reachable = True
+        self._reachable_since = time.monotonic()
+        self._failing_since: float | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
             enable_idempotence=True,
             acks="all",
-            linger_ms=linger_ms,
-            request_timeout_ms=int(timeout * 1000),
+            linger_ms=self.linger_ms,
+            request_timeout_ms=int(self.timeout * 1000),
             max_request_size=1_048_576,
         )
 
     async def start(self) -> None:
         try:
-            await self.producer.start()
-        except (KafkaError, OSError) as exc:
-            await self.producer.stop()
+            async with asyncio.timeout(self.timeout):
+                await self.producer.start()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await close_producer(self.producer, self.timeout)
             raise InfrastructureUnavailable(f"cannot connect to the broker: {exc!r}") from exc
+        self._watchdog = asyncio.create_task(self._watch(), name="kafka-publisher-watchdog")
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        """Deliver what is pending (within `timeout`), then close."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        await close_producer(self.producer, self.timeout)
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
 
     async def publish(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None:
         [outcome] = await self.publish_many([Outbound(topic, key, value, headers)])
@@ -116,6 +151,10 @@ class KafkaPublisher:
 
     async def publish_many(self, events: Sequence[Outbound]) -> list[InfrastructureUnavailable | None]:
         """Enqueue every event in order, then wait for the acknowledgements together, within the timeout."""
+        if self.circuit_open:
+            unavailable = InfrastructureUnavailable("the broker did not answer its last check; not waiting for it")
+            return [unavailable for _ in events]
+        producer = self.producer
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         futures: list[asyncio.Future[Any]] = []
@@ -123,7 +162,7 @@ class KafkaPublisher:
         try:
             async with asyncio.timeout(self.timeout):
                 for event in events:
-                    futures.append(await self.producer.send(
+                    futures.append(await producer.send(
                         event.topic, value=event.value, key=event.key.encode(), headers=list(event.headers)))
         except (KafkaError, TimeoutError) as exc:
             problem = exc
@@ -139,10 +178,84 @@ class KafkaPublisher:
                      else problem) or TimeoutError()
             outcomes.append(InfrastructureUnavailable(
                 f"broker did not acknowledge within {self.timeout:g}s: {cause!r}"))
+        if any(outcome is None for outcome in outcomes):
+            self._failing_since = None
+        elif outcomes and self._failing_since is None:
+            self._failing_since = time.monotonic()
         return outcomes
+
+    @property
+    def circuit_open(self) -> bool:
+        """True while the broker fails its checks and publishing fails: answer at once, do not wait."""
+        return not self._reachable and self._failing_since is not None
 
     async def ready(self) -> bool:
         return await broker_reachable(self.producer.client)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                reachable = await broker_reachable(self.producer.client, timeout=min(self.timeout, 3.0))
+                if reachable and not self._reachable:
+                    self._reachable_since = time.monotonic()
+                    log.info("broker reachable again")
+                elif not reachable and self._reachable:
+                    log.warning("broker unreachable", extra={"bootstrap": self.bootstrap_servers})
+                self._reachable = reachable
+                if self._producer_stuck():
+                    await self._replace_producer()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the watchdog must keep watching
+                log.warning("broker watchdog failed", extra={"error": repr(exc)})
+
+    def _producer_stuck(self) -> bool:
+        sender = getattr(getattr(self.producer, "_sender", None), "sender_task", None)
+        if sender is not None and sender.done():
+            return True
+        if not self._reachable or self._failing_since is None:
+            return False
+        return time.monotonic() - max(self._failing_since, self._reachable_since) > self.recreate_after
+
+    async def _replace_producer(self) -> None:
+        fresh = self._new_producer()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await fresh.start()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await close_producer(fresh, self.timeout)
+            log.warning("could not start a new producer yet", extra={"error": repr(exc)})
+            return
+        old, self.producer = self.producer, fresh
+        self._failing_since = None
+        self.replacements += 1
+        PRODUCERS_REPLACED.inc()
+        log.warning("replaced a producer that could not deliver", extra={"replacements": self.replacements})
+        retired = asyncio.create_task(close_producer(old, self.timeout), name="kafka-producer-retired")
+        self._retired.add(retired)
+        retired.add_done_callback(self._retired.discard)
+
+
+async def close_producer(producer: AIOKafkaProducer, timeout: float) -> None:
+    """Stop `producer`, delivering what it holds if the broker takes it within `timeout`; then close regardless.
+
+    aiokafka's `stop()` waits until every pending batch is delivered, which is forever while the
+    broker is away.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await producer.stop()
+        return
+    except Exception as exc:  # noqa: BLE001 - closing regardless
+        log.warning("producer did not stop cleanly; closing it", extra={"error": repr(exc)})
+    sender = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    if sender is not None and not sender.done():
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            await producer.client.close()
 
 
 async def broker_reachable(client: object, timeout: float = 3.0) -> bool:
@@ -156,7 +269,10 @@ async def broker_reachable(client: object, timeout: float = 3.0) -> bool:
 
 async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int,
                         attempts: int = 30) -> None:
-    """Create the topics if missing (one replica, unlimited retention); retry while the broker starts."""
+    """Create the topics if missing (one replica, unlimited retention); retry while the broker starts.
+
+    Gives up early with StopRequested when the process is asked to stop.
+    """
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
         try:
@@ -172,7 +288,8 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
             if attempt == attempts:
                 raise InfrastructureUnavailable(f"could not create topics on {bootstrap_servers}: {exc!r}") from exc
             log.warning("broker not ready for topic setup, retrying", extra={"attempt": attempt, "error": repr(exc)})
-            await asyncio.sleep(min(0.2 * attempt, 2.0))
+            if await sleep_unless_stopped(min(0.2 * attempt, 2.0)):
+                raise StopRequested("stop requested while waiting for the broker to set up topics") from exc
         finally:
             await admin.close()
 

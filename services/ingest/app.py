@@ -32,10 +32,12 @@ from shared.envelope import (
 from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
+from shared.lifecycle import unless_stopped
 from shared.service import FatalHandler, run
 from shared.store import connect, store_reachable
+from shared.tracing import bind_trace_id
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("services.ingest.app")  # not __main__ when run with -m
 
 SUBMISSIONS = Counter("dmp_ingest_submissions_total", "Submissions answered", ["type", "outcome"])
 
@@ -102,10 +104,12 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                 app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
-                await ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
-                                    settings.topic_partitions)
-                kafka = KafkaPublisher(settings.kafka_bootstrap_servers, timeout=settings.publish_timeout_s)
-                await kafka.start()
+                await unless_stopped(ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
+                                                   settings.topic_partitions), "topic set-up")
+                kafka = KafkaPublisher(settings.kafka_bootstrap_servers, timeout=settings.publish_timeout_s,
+                                       recreate_after=settings.producer_recreate_after_s,
+                                       probe_interval=settings.broker_probe_interval_s)
+                await unless_stopped(kafka.start(), "the broker connection")
                 stack.push_async_callback(kafka.stop)
                 app.state.publisher = kafka
             yield
@@ -126,7 +130,6 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
 
     @app.exception_handler(InfrastructureUnavailable)
     async def broker_down(_: Request, exc: InfrastructureUnavailable) -> JSONResponse:
-        log.warning("publish failed", extra={"error": str(exc)})
         return JSONResponse({"detail": [UNAVAILABLE.model_dump()]}, status_code=503,
                             headers={"Retry-After": str(settings.retry_after_s)})
 
@@ -139,9 +142,17 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                      officer: Officer) -> SubmissionAccepted:
         """Accept one submission; 202 only once the broker has durably acknowledged it."""
         prepared = prepare(await read_json_body(request, settings.max_body_bytes), request, settings, officer)
-        await publisher.publish(prepared.outbound.topic, prepared.outbound.key, prepared.outbound.value,
-                                prepared.outbound.headers)
+        bind_trace_id(prepared.accepted.trace_id)  # for every log line about this request, errors included
+        try:
+            await publisher.publish(prepared.outbound.topic, prepared.outbound.key, prepared.outbound.value,
+                                    prepared.outbound.headers)
+        except InfrastructureUnavailable as exc:
+            count(prepared, "unavailable")
+            log.warning("publish failed; answering 503", extra={
+                "submission_id": prepared.accepted.id, "trace_id": prepared.accepted.trace_id, "error": str(exc)})
+            raise
         count(prepared, "received")
+        log_received(prepared, officer)
         return prepared.accepted
 
     @app.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, responses=PROBLEMS,
@@ -174,6 +185,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                 results[index] = BatchItemResult(index=index, id=prepared.accepted.id, status="received",
                                                  status_url=prepared.accepted.status_url)
                 count(prepared, "received")
+                log_received(prepared, officer)
             else:
                 results[index] = BatchItemResult(index=index, id=prepared.accepted.id, status="unavailable",
                                                  errors=[UNAVAILABLE])
@@ -247,6 +259,12 @@ def prepare(body: Any, request: Request, settings: IngestSettings, officer: Prin
     accepted = SubmissionAccepted(id=event.id, status_url=f"{settings.status_base_url}/v1/submissions/{event.id}",
                                   trace_id=trace_id)
     return Prepared(envelope, outbound, accepted)
+
+
+def log_received(prepared: Prepared, officer: Principal) -> None:
+    """One line per acknowledged submission, carrying the trace id its events carry."""
+    log.info("submission received", extra={"submission_id": prepared.accepted.id, "type": prepared.envelope.type,
+                                            "submitted_by": officer.key_id, "trace_id": prepared.accepted.trace_id})
 
 
 def count(prepared: Prepared, outcome: str) -> None:

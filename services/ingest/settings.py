@@ -16,7 +16,12 @@ class IngestSettings(ServiceSettings):
     port: int = 8000
     max_body_bytes: int = Field(256 * 1024, gt=0, le=900 * 1024,
                                 description="Largest accepted body (Kafka allows 1 MiB).")
-    publish_timeout_s: float = Field(10.0, gt=0, description="How long to wait for the broker before answering 503.")
+    publish_timeout_s: float = Field(10.0, gt=0, description="Longest wait for the broker before answering 503: "
+                                                             "bounds metadata waits, the produce request and the ack.")
+    broker_probe_interval_s: float = Field(1.0, gt=0, description="How often the broker is checked; while it fails, "
+                                                                  "submissions get 503 at once.")
+    producer_recreate_after_s: float = Field(15.0, gt=0, description="Replace a producer that has not delivered for "
+                                                                     "this long although the broker answers again.")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 answers.")
     status_base_url: str = Field("http://127.0.0.1:8002", description="Public URL of aggregate, for status links.")
     max_batch_items: int = Field(1000, ge=1, le=1000, description="Most submissions in one batch request.")

@@ -38,6 +38,7 @@ class Outgoing:
     headers: list[tuple[str, bytes]]
     accepted: bool
     type: str = ""
+    trace_id: str = ""
 
 
 def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], partition: int, offset: int,
@@ -65,7 +66,7 @@ def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], part
             received_at=received.received_at, rejected_at=now, rejected_by=VALIDATOR, trace_id=trace_id)
         topic, ce_type = topics.rejected, EVENT_REJECTED
     return Outgoing(topic, received.id, dumps(event), cloudevent_headers(ce_type, received.id, trace_id, now),
-                    accepted=isinstance(outcome, Accepted), type=received.type)
+                    accepted=isinstance(outcome, Accepted), type=received.type, trace_id=trace_id)
 
 
 def _unreadable(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], provenance: Provenance,
@@ -88,7 +89,8 @@ def _unreadable(raw: bytes | None, key: bytes | None, headers: dict[str, bytes],
         submitted_by=str(original.get("submitted_by", "")), received_at=now, rejected_at=now,
         rejected_by=VALIDATOR, trace_id=trace_id)
     return Outgoing(topics.rejected, submission_id, dumps(event),
-                    cloudevent_headers(EVENT_REJECTED, submission_id, trace_id, now), accepted=False)
+                    cloudevent_headers(EVENT_REJECTED, submission_id, trace_id, now), accepted=False,
+                    trace_id=trace_id)
 
 
 def _publishable(original: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -14,3 +15,7 @@ class ValidateSettings(ServiceSettings):
     group_id: str = "dmp-validate"
     transactional_id: str = "dmp-validate-0"
     max_batch: int = 500
+    producer_start_timeout_s: float = Field(15.0, gt=0, description="Longest wait for the transactional producer "
+                                                                    "to connect (at start and after a failure).")
+    producer_close_timeout_s: float = Field(5.0, gt=0, description="Longest wait for a producer to deliver what it "
+                                                                    "holds when it is closed.")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
-from services.validate.decision import decide
+from services.validate.decision import Outgoing, decide
 from services.validate.settings import ValidateSettings
-from shared.kafka import EVENTS_PRODUCED, build_consumer, ensure_topics
+from shared.errors import InfrastructureUnavailable
+from shared.kafka import EVENTS_PRODUCED, EVENTS_REJECTED, build_consumer, close_producer, ensure_topics
+from shared.lifecycle import LifecycleSettings
 from shared.service import FatalHandler
+from shared.tracing import traced
 from shared.worker import Batch, BatchWorker, last_offsets
+
+log = logging.getLogger(__name__)
 
 DECISIONS = Counter("dmp_validate_decisions_total", "Submissions decided", ["type", "outcome"])
 
@@ -21,10 +27,11 @@ class ValidateWorker(BatchWorker):
 
     service = "validate"
 
-    def __init__(self, settings: ValidateSettings, on_fatal: FatalHandler | None = None) -> None:
+    def __init__(self, settings: ValidateSettings, on_fatal: FatalHandler | None = None,
+                 lifecycle: LifecycleSettings | None = None) -> None:
         self.settings = settings
         self.topics = settings.topics
-        super().__init__(max_records=settings.max_batch, on_fatal=on_fatal)
+        super().__init__(max_records=settings.max_batch, lifecycle=lifecycle, on_fatal=on_fatal)
         self.producer: AIOKafkaProducer | None = None
 
     def make_consumer(self) -> AIOKafkaConsumer:
@@ -33,24 +40,57 @@ class ValidateWorker(BatchWorker):
 
     async def open(self) -> None:
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                                         transactional_id=self.settings.transactional_id,
-                                         enable_idempotence=True, acks="all", linger_ms=2)
-        await self.producer.start()
+        await self._start_producer()
 
     async def close(self) -> None:
         if self.producer is not None:
-            await self.producer.stop()
+            await close_producer(self.producer, self.settings.producer_close_timeout_s)
+            self.producer = None
+
+    async def recover(self, error: BaseException) -> None:
+        """A transaction that failed midway can leave the producer unusable: start a new one.
+
+        The new producer has the same transactional id, so the broker fences the old one and aborts
+        whatever transaction it left open; the batch is then sent again, whole, in a new transaction.
+        """
+        await self.close()
+        await self._start_producer()
+
+    async def _start_producer(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                    transactional_id=self.settings.transactional_id,
+                                    enable_idempotence=True, acks="all", linger_ms=2)
+        try:
+            async with asyncio.timeout(self.settings.producer_start_timeout_s):
+                await producer.start()
+        except BaseException:
+            await close_producer(producer, self.settings.producer_close_timeout_s)
+            raise
+        self.producer = producer
 
     async def process(self, batch: Batch) -> None:
-        assert self.producer is not None
+        if self.producer is None:
+            raise InfrastructureUnavailable("no transactional producer (the broker was unreachable)")
+        producer = self.producer
         outgoing = [decide(r.value, r.key, dict(r.headers), r.partition, r.offset, self.topics)
                     for records in batch.values() for r in records]
-        async with self.producer.transaction():
-            sent = [await self.producer.send(o.topic, value=o.value, key=o.key.encode(), headers=o.headers)
+        async with producer.transaction():
+            sent = [await producer.send(o.topic, value=o.value, key=o.key.encode(), headers=o.headers)
                     for o in outgoing]
             await asyncio.gather(*sent)
-            await self.producer.send_offsets_to_transaction(last_offsets(batch), self.settings.group_id)
+            await producer.send_offsets_to_transaction(last_offsets(batch), self.settings.group_id)
         for o in outgoing:
             EVENTS_PRODUCED.labels(self.service, o.topic).inc()
             DECISIONS.labels(o.type or "unknown", "validated" if o.accepted else "rejected").inc()
+            if not o.accepted:
+                EVENTS_REJECTED.labels(self.service, self.topics.received).inc()
+            _log_decision(o)
+
+
+def _log_decision(outgoing: Outgoing) -> None:
+    """One line per decision, with the submission's trace id: rejections at info, the rest at debug."""
+    level = logging.DEBUG if outgoing.accepted else logging.INFO
+    if log.isEnabledFor(level):
+        with traced(outgoing.trace_id or None):
+            log.log(level, "submission validated" if outgoing.accepted else "submission rejected",
+                    extra={"submission_id": outgoing.key, "type": outgoing.type, "topic": outgoing.topic})

@@ -1,0 +1,309 @@
+"""Fault-suite fixtures: each module gets a broker, a store and a stack of its own, so it may break them.
+
+The session's `infra` broker and store (tests/conftest.py) are never touched here. Ingest reaches
+the broker through a TCP proxy the tests control (the broker advertises the proxy's port on a
+listener of its own); validate, aggregate and the test itself connect directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from infra import kafka, services, store
+from infra.proc import VAR, free_port, stop_pid
+from shared.auth import Role, make_key
+from shared.settings import DEV_AUTH_PEPPER
+from tests.conftest import eventually
+from tests.faults.load import Load, Row, oracle, view_rows
+from tests.faults.proxy import TcpProxy
+
+PUBLISH_TIMEOUT_S = 3.0
+DRAIN_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+@dataclass
+class FaultInfra:
+    """A broker (with a proxied listener for ingest) and a store that this module alone uses."""
+
+    base: Path
+    broker: kafka.Broker
+    store: store.Store
+    proxy: TcpProxy
+
+    @property
+    def store_pid(self) -> int:
+        assert self.store.pid is not None
+        return self.store.pid
+
+    def kill_broker(self) -> None:
+        self.broker.kill()
+
+    def restart_broker(self) -> None:
+        self.broker = kafka.restart(self.broker, timeout=180)
+
+    def pause_store(self) -> None:
+        os.kill(self.store_pid, signal.SIGSTOP)
+
+    def resume_store(self) -> None:
+        os.kill(self.store_pid, signal.SIGCONT)
+
+
+LOGS = VAR / "test" / "faults-logs"
+"""The last run's logs per module (broker, store, services), kept for reading after a failure."""
+
+
+def keep_logs(base: Path, module: str) -> None:
+    target = LOGS / module
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    for log in [*base.glob("*/*.log"), *base.glob("*.log")]:
+        with contextlib.suppress(OSError):
+            shutil.copy(log, target / f"{log.parent.name}-{log.name}")
+
+
+@pytest.fixture(scope="module")
+def fault_infra(request: pytest.FixtureRequest) -> Iterator[FaultInfra]:
+    base = VAR / "test" / f"faults-{uuid.uuid4().hex[:10]}"
+    local_store = store.start(base / "store")
+    proxy = TcpProxy(target_port=free_port(), listen_port=free_port())
+    proxy.start()
+    try:
+        broker = kafka.start(base / "kafka", proxied=(proxy.target_port, proxy.listen_port), timeout=180)
+    except BaseException:
+        proxy.stop()
+        local_store.stop()
+        raise
+    faults = FaultInfra(base, broker, local_store, proxy)
+    try:
+        yield faults
+    finally:
+        proxy.stop()
+        with contextlib.suppress(ProcessLookupError):
+            faults.resume_store()
+        faults.broker.stop()
+        local_store.stop()
+        keep_logs(base, request.module.__name__.rsplit(".", 1)[-1])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class FaultStack:
+    """The three services as processes on fixed ports (a restart comes back on the same one)."""
+
+    infra: FaultInfra
+    namespace: str
+    base: Path
+    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in services.SERVICES})
+    procs: dict[str, services.Service] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        return f"dmp_{self.namespace}"
+
+    def env(self, name: str) -> dict[str, str]:
+        bootstrap = self.infra.broker.proxied_bootstrap if name == "ingest" else self.infra.broker.bootstrap
+        assert bootstrap is not None
+        return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_URL": self.infra.store.url,
+                "MONGODB_DATABASE": self.database, "DMP_TOPIC_NAMESPACE": self.namespace,
+                "VALIDATE_GROUP_ID": f"{self.namespace}-validate",
+                "VALIDATE_TRANSACTIONAL_ID": f"{self.namespace}-validate-0",
+                "AGGREGATE_GROUP_ID": f"{self.namespace}-aggregate",
+                "INGEST_PUBLISH_TIMEOUT_S": str(PUBLISH_TIMEOUT_S), "INGEST_RETRY_AFTER_S": "1",
+                "INGEST_BROKER_PROBE_INTERVAL_S": "0.5", "INGEST_PRODUCER_RECREATE_AFTER_S": "10",
+                "DMP_RATE_LIMIT_PER_S": "0", "DMP_PROBE_INTERVAL_S": "1",
+                "DMP_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S), "DMP_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_TIMEOUT_S),
+                "DMP_RETRY_BUDGET_S": "120"}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self, name: str, timeout: float = 90.0) -> services.Service:
+        svc = services.start(name, self.ports[name], self.base / f"{name}.log", self.env(name))
+        self.procs[name] = svc
+        services.wait_ready(svc, timeout=timeout)
+        return svc
+
+    def proc(self, name: str) -> Any:
+        proc = self.procs[name].proc
+        assert proc is not None
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no chance to drain or commit."""
+        proc = self.proc(name)
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def terminate(self, name: str, timeout: float = SHUTDOWN_TIMEOUT_S + 10) -> tuple[int, float]:
+        """SIGTERM; returns the exit code and how long the process took to exit."""
+        proc = self.proc(name)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+    def alive(self) -> dict[str, bool]:
+        return {name: svc.proc is not None and svc.proc.poll() is None for name, svc in self.procs.items()}
+
+    def ready(self, name: str) -> tuple[int, dict[str, Any]]:
+        try:
+            response = httpx.get(f"{self.url(name)}/health/ready", timeout=8)
+        except httpx.HTTPError as exc:
+            return 0, {"error": repr(exc)}
+        return response.status_code, response.json()
+
+    def metric(self, name: str, metric: str, **labels: str) -> float:
+        """Sum of the samples of `metric` on `name`'s /metrics whose labels include `labels`."""
+        text = httpx.get(f"{self.url(name)}/metrics", timeout=8).text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def key(self, role: Role) -> str:
+        from pymongo import MongoClient
+
+        new = make_key(DEV_AUTH_PEPPER.encode(), role, None, "faults")
+        client: MongoClient[dict[str, Any]] = MongoClient(self.infra.store.url)
+        try:
+            client[self.database]["api_keys"].insert_one(new.record)
+        finally:
+            client.close()
+        return new.key
+
+    @cached_property
+    def officer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key('officer')}"}
+
+    @cached_property
+    def analyst(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key('analyst')}"}
+
+    def stop_all(self) -> None:
+        for svc in self.procs.values():
+            if svc.proc is not None:
+                if svc.proc.poll() is None:
+                    stop_pid(svc.proc.pid, timeout=SHUTDOWN_TIMEOUT_S)
+                svc.proc.wait(timeout=5)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        log = self.base / f"{name}.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def fault_stack(fault_infra: FaultInfra) -> Iterator[FaultStack]:
+    namespace = f"f{uuid.uuid4().hex[:10]}"
+    stack = FaultStack(fault_infra, namespace, fault_infra.base / "stack")
+    try:
+        for name in services.SERVICES:
+            stack.start(name)
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def wait_ready(stack: FaultStack, name: str, timeout: float, what: str) -> dict[str, Any]:
+    return eventually(lambda: (r := stack.ready(name))[0] == 200 and r[1], timeout=timeout, interval=0.5, what=what)
+
+
+def wait_not_ready(stack: FaultStack, name: str, failing: str, timeout: float, what: str) -> dict[str, Any]:
+    return eventually(lambda: (r := stack.ready(name))[0] == 503 and failing in r[1].get("failing", []) and r[1],
+                      timeout=timeout, interval=0.5, what=what)
+
+
+@dataclass
+class Figures:
+    label: str
+    sent: int
+    acknowledged: int
+    unacknowledged: int
+    resends: int
+    in_views: int
+    expected_in_views: int
+    duplicates: int
+    missing: int
+    statuses: dict[int, int]
+
+    def line(self) -> str:
+        return (f"{self.label}: sent {self.sent} (+{self.resends} resends of acknowledged ones), "
+                f"acknowledged {self.acknowledged}, unacknowledged {self.unacknowledged}, "
+                f"in views {self.in_views} (expected {self.expected_in_views}), duplicates {self.duplicates}, "
+                f"missing {self.missing}; answers {dict(sorted(self.statuses.items()))} (0 = no answer)")
+
+
+FIGURES: list[str] = []
+
+
+@dataclass
+class Timeline:
+    """How long each phase of a fault test took; reported with the figures."""
+
+    label: str
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+    marks: list[str] = field(default_factory=list)
+
+    def mark(self, what: str) -> None:
+        now = time.monotonic()
+        self.marks.append(f"{what} {now - self.last:.1f}s")
+        self.last = now
+        print(f"[{now - self.started:6.1f}s] {what}", flush=True)
+
+    def report(self) -> None:
+        FIGURES.append(f"{self.label} phases: {', '.join(self.marks)}; total {time.monotonic() - self.started:.0f}s")
+
+
+def verify_exactly_once(stack: FaultStack, load: Load, label: str, timeout: float = 180.0) -> Figures:
+    """Wait until the seizures view equals the oracle of every acknowledged submission; report the figures."""
+    present = {sid for sid in load.unacked
+               if httpx.get(f"{stack.url('aggregate')}/v1/submissions/{sid}", headers=stack.analyst,
+                            timeout=10).status_code == 200}
+    expected = oracle([load.sent[sid] for sid in load.acked | present])
+    last: dict[str, Row] = {}
+
+    def matches() -> bool:
+        nonlocal last
+        try:
+            last = view_rows(stack.url("aggregate"), stack.analyst, load.year)
+        except httpx.HTTPError:
+            return False
+        return last == expected
+
+    try:
+        eventually(matches, timeout=timeout, interval=1.0, what=f"{label}: views equal to the oracle")
+    finally:
+        countries = set(expected) | set(last)
+        got = {c: last.get(c, (0, 0, 0))[2] for c in countries}
+        want = {c: expected.get(c, (0, 0, 0))[2] for c in countries}
+        figures = Figures(label, len(load.sent), len(load.acked), len(load.unacked), load.resends,
+                          sum(got.values()), sum(want.values()),
+                          sum(max(0, got[c] - want[c]) for c in countries),
+                          sum(max(0, want[c] - got[c]) for c in countries), dict(load.statuses))
+        FIGURES.append(figures.line())
+        print(figures.line())
+    return figures
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("fault suite figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

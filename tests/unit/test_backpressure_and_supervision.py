@@ -1,0 +1,48 @@
+"""Policies that keep outages short and bounded: the publisher's circuit, the supervisor's backoff."""
+
+from __future__ import annotations
+
+import time
+
+from infra.supervise import Backoff
+from shared.errors import InfrastructureUnavailable
+from shared.kafka import KafkaPublisher, Outbound
+
+
+async def test_while_the_broker_fails_its_checks_submissions_are_refused_at_once() -> None:
+    publisher = KafkaPublisher("127.0.0.1:1", timeout=30)
+    publisher._reachable = False
+    publisher._failing_since = time.monotonic()
+    started = time.monotonic()
+    outcomes = await publisher.publish_many([Outbound("t", "k", b"v"), Outbound("t", "k2", b"v")])
+    assert time.monotonic() - started < 0.5
+    assert all(isinstance(o, InfrastructureUnavailable) for o in outcomes)
+    await publisher.stop()
+
+
+async def test_a_producer_is_replaced_only_after_failing_that_long_with_the_broker_back() -> None:
+    publisher = KafkaPublisher("127.0.0.1:1", timeout=1, recreate_after=10)
+    now = time.monotonic()
+    assert not publisher._producer_stuck()  # never failed
+    publisher._failing_since = now - 60
+    publisher._reachable = False
+    assert not publisher._producer_stuck()  # broker away: a new producer would not help
+    publisher._reachable, publisher._reachable_since = True, now - 1
+    assert not publisher._producer_stuck()  # broker just back: give the producer its chance
+    publisher._reachable_since = now - 11
+    assert publisher._producer_stuck()
+    await publisher.stop()
+
+
+def test_restarts_back_off_doubling_up_to_a_cap_and_start_over_after_a_stable_run() -> None:
+    backoff = Backoff(initial=1, cap=8, stable_after=60)
+    delays = []
+    now = 0.0
+    for _ in range(6):
+        delays.append(backoff.died(now))
+        now += delays[-1]
+        backoff.restarted(now)
+        now += 1  # crashes again a second later
+    assert delays == [1, 2, 4, 8, 8, 8]
+    now += 120  # then runs for two minutes before the next crash
+    assert backoff.died(now) == 1
