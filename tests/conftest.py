@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,8 +15,8 @@ import pytest
 
 from infra import kafka, services, store
 from infra.proc import VAR, stop_pid
-from shared.auth import Role, make_key
-from shared.settings import DEV_AUTH_PEPPER
+from shared.auth import Role
+from tests.keys import KeyedStack, insert_key
 
 T = TypeVar("T")
 TIERS = ("unit", "integration", "e2e")
@@ -69,7 +68,7 @@ def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: f
 
 
 @dataclass
-class Stack:
+class Stack(KeyedStack):
     """The three services as processes on free ports, on a fresh topic namespace and database."""
 
     infra: Infra
@@ -92,24 +91,7 @@ class Stack:
 
     def key(self, role: Role, countries: list[str] | None = None, name: str = "e2e") -> str:
         """A new API key in this stack's key store, as `dmp keys create` makes it."""
-        from pymongo import MongoClient
-
-        new = make_key(DEV_AUTH_PEPPER.encode(), role, countries, name)
-        client: MongoClient[dict[str, Any]] = MongoClient(self.infra.mongodb_url)
-        try:
-            client[self.database]["api_keys"].insert_one(new.record)
-        finally:
-            client.close()
-        return new.key
-
-    @cached_property
-    def officer(self) -> dict[str, str]:
-        """Authorization headers of an officer who reports for every country."""
-        return {"Authorization": f"Bearer {self.key('officer')}"}
-
-    @cached_property
-    def analyst(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key('analyst')}"}
+        return insert_key(self.infra.mongodb_url, self.database, role, countries, name)
 
     def start(self, name: str, port: int | None = None) -> services.Service:
         from infra.proc import free_port

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra import kafka, services, store
 from infra.proc import VAR, free_port, stop_pid
-from shared.auth import Role, make_key
-from shared.settings import DEV_AUTH_PEPPER
+from shared.auth import Role
 from tests.conftest import eventually
 from tests.faults.load import Load, Row, oracle, view_rows
 from tests.faults.proxy import TcpProxy
+from tests.keys import KeyedStack, insert_key
 
 PUBLISH_TIMEOUT_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
@@ -102,7 +101,7 @@ def fault_infra(request: pytest.FixtureRequest) -> Iterator[FaultInfra]:
 
 
 @dataclass
-class FaultStack:
+class FaultStack(KeyedStack):
     """The three services as processes on fixed ports (a restart comes back on the same one)."""
 
     infra: FaultInfra
@@ -177,24 +176,8 @@ class FaultStack:
                     total += sample.value
         return total
 
-    def key(self, role: Role) -> str:
-        from pymongo import MongoClient
-
-        new = make_key(DEV_AUTH_PEPPER.encode(), role, None, "faults")
-        client: MongoClient[dict[str, Any]] = MongoClient(self.infra.store.url)
-        try:
-            client[self.database]["api_keys"].insert_one(new.record)
-        finally:
-            client.close()
-        return new.key
-
-    @cached_property
-    def officer(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key('officer')}"}
-
-    @cached_property
-    def analyst(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key('analyst')}"}
+    def key(self, role: Role, countries: list[str] | None = None, name: str = "faults") -> str:
+        return insert_key(self.infra.store.url, self.database, role, countries, name)
 
     def stop_all(self) -> None:
         for svc in self.procs.values():
