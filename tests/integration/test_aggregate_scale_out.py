@@ -90,16 +90,20 @@ class Feeder:
         await asyncio.gather(*verdicts)
 
 
+PLACES = {"AFG": {"lat": 34.5, "lon": 61.25}, "IRN": {"lat": 36.3, "lon": 59.6}, "TUR": {"lat": 41.0, "lon": 28.97}}
+
+
 def workload(rng: random.Random, prefix: str, count: int, earlier: list[tuple[str, str]] | None = None,
              ) -> list[tuple[str, str, dict[str, Any], bool]]:
     """New submissions of three types, each followed now and then by a resubmission, an amendment that moves it to
     another bucket (so other partitions' shards), or an amendment validate rejects; plus amendments of `earlier`."""
     def version(type_: str) -> dict[str, Any]:
         if type_ == "seizure":
-            return seizure(country=rng.choice(["AFG", "IRN", "TUR"]), drug=rng.choice(["heroin", "opium"]),
+            country = rng.choice(["AFG", "IRN", "TUR"])
+            return seizure(country=country, drug=rng.choice(["heroin", "opium"]),
                            quantity=rng.randint(1, 5000), unit="g", cases=rng.randint(1, 3),
                            persons_arrested=rng.randint(0, 3), seized_on=f"2024-0{rng.randint(1, 9)}-11",
-                           coordinates=rng.choice([None, {"lat": 34.5, "lon": 61.25}]))
+                           coordinates=rng.choice([None, PLACES[country]]))
         if type_ == "price":
             return price(country=rng.choice(["AFG", "TJK"]), market=rng.choice(["retail", "wholesale"]),
                          price_typical=rng.choice([2.5, 3.0, 4.0]), price_min=rng.choice([None, 1.5]))

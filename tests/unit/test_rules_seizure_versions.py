@@ -134,4 +134,4 @@ def test_the_validated_event_carries_the_latest_version_and_the_submitted_one() 
     assert published["schema_version"] == 2
     assert published["data"]["coordinates"] == {"lat": 34.35, "lon": 61.48}
     assert published["data"]["normalised"]["submitted_schema_version"] == 1
-    assert "rules=rules/2" in published["validator"]
+    assert "rules=rules/3" in published["validator"]

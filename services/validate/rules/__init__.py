@@ -18,9 +18,10 @@ from services.validate.rules import financial_case, price, seizure, training, tr
 from services.validate.rules.fields import CrossFieldProblem
 from shared.envelope import ErrorDetail, SubmissionReceived
 
-RULES_VERSION = "rules/2"
+RULES_VERSION = "rules/3"
 """rules/1: seizure v1. rules/2: seizure v2 (coordinates as one object; v1 upcast to it), price,
-financial_case, treatment_facility and training v1."""
+financial_case, treatment_facility and training v1. rules/3: a seizure's coordinates fall in or near
+its country."""
 
 
 @dataclass(frozen=True)

