@@ -32,6 +32,9 @@ class Options:
     """Open-loop rate for the e2e stage; 0 = half the measured single-POST rate."""
     stages: str = "http_single,ingest_batch,validate,aggregate,e2e"
     keep: bool = False
+    profile: bool = False
+    """Sample every service the bench starts with py-spy; stacks go to var/bench/run-<id>/profiles/
+    (implies keep). The sampling costs the services a little CPU: ratios of a profiled run are lower."""
     """Keep var/bench/run-<id>/ (broker and store data, logs) after a successful run."""
 
 

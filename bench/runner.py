@@ -154,9 +154,22 @@ class Bench:
         assert svc.proc is not None
         proc = Proc(name, svc.url, svc.proc, svc.log)
         self.procs.append(proc)
+        if self.opts.profile:
+            self.profile(proc, f"{namespace}-{name}")
         if wait:
             await asyncio.to_thread(services.wait_ready, svc, 90)
         return proc
+
+    def profile(self, proc: Proc, label: str) -> None:
+        """Sample `proc` with py-spy until it exits; its stacks are written then, collapsed (one line per
+        stack with its sample count: speedscope and flamegraph.pl open them)."""
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy is None:
+            raise BenchError("--profile needs py-spy (pip install py-spy)")
+        out = self.base / "profiles" / f"{label}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spawn([py_spy, "record", "--pid", str(proc.proc.pid), "--rate", "200", "--nonblocking", "--gil", "--format", "raw", "--output", str(out)],
+              self.base / "logs" / f"py-spy-{label}.log", cwd=ROOT)
 
     async def start_bare(self) -> Proc:
         port = free_port()
@@ -802,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     if notes is not None:
         console.print(notes)
     console.print(f"wrote {(BENCH / 'latest.json').relative_to(ROOT)} in {doc['absolute']['duration_s']:.0f}s")
-    if ok and not opts.keep:
+    if ok and not opts.keep and not opts.profile:
         shutil.rmtree(base, ignore_errors=True)
     else:
         console.print(f"logs and data kept in {base.relative_to(ROOT)}")

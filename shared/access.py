@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
@@ -58,23 +58,48 @@ class RateLimited(AuthError):
         self.retry_after = max(1, math.ceil(retry_after))
 
 
+async def authorise(request: Request, roles: tuple[Role, ...]) -> Principal:
+    """The caller's principal, if it holds one of `roles` (401/403/429 otherwise)."""
+    state = request.app.state
+    authenticator: Authenticator = state.authenticator
+    principal = await authenticator.authenticate(request.headers.get("authorization"))
+    require_role(principal, roles)
+    wait = state.rate_limiter.wait_time(principal.key_id)
+    if wait > 0:
+        raise RateLimited(wait)
+    request.state.principal = principal
+    return principal
+
+
 def allow(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: the caller's principal, if it holds one of `roles` (401/403/429 otherwise)."""
+    """A dependency: `authorise(request, roles)`, declaring the bearer scheme in the OpenAPI document."""
 
     async def dependency(request: Request, _: Annotated[HTTPAuthorizationCredentials | None,
                                                          Security(BEARER)] = None) -> Principal:
-        state = request.app.state
-        authenticator: Authenticator = state.authenticator
-        principal = await authenticator.authenticate(request.headers.get("authorization"))
-        require_role(principal, roles)
-        wait = state.rate_limiter.wait_time(principal.key_id)
-        if wait > 0:
-            raise RateLimited(wait)
-        request.state.principal = principal
-        return principal
+        return await authorise(request, roles)
 
     dependency.__name__ = f"allow_{'_'.join(roles)}"
     return dependency
+
+
+BEARER_REQUIRED: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+"""`openapi_extra` of a route that calls `authorise` itself (a hot path that skips dependency solving);
+`declare_bearer_scheme` adds the scheme it names to the document."""
+
+
+def declare_bearer_scheme(app: FastAPI) -> None:
+    """Add the bearer scheme (as `allow` declares it) to the app's OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            scheme = BEARER.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = scheme
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_access(app: FastAPI, settings: ServiceSettings, authenticator: Authenticator | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -113,6 +114,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Looking a labelled child up costs more than using it: keep them (routes and statuses are few).
+        self._in_flight = HTTP_IN_FLIGHT.labels(service)
+        self._requests = functools.lru_cache(maxsize=1024)(functools.partial(HTTP_REQUESTS.labels, service))
+        self._latency = functools.lru_cache(maxsize=1024)(functools.partial(HTTP_LATENCY.labels, service))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,18 +133,18 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_flight = HTTP_IN_FLIGHT.labels(self.service)
-        in_flight.inc()
+        self._in_flight.inc()
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            in_flight.dec()
+            self._in_flight.dec()
             template = getattr(scope.get("route"), "path", None)
             route = route_label(path, template) if isinstance(template, str) else "unmatched"
-            HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, scope["method"], route).observe(time.perf_counter() - started)
+            self._requests(scope["method"], route, str(status)).inc()
+            self._latency(scope["method"], route).observe(time.perf_counter() - started)
 
 
+@functools.lru_cache(maxsize=4096)
 def route_label(path: str, template: str) -> str:
     """The full route template of a request to `path` that matched a route declared as `template`.
 

@@ -155,19 +155,20 @@ class KafkaPublisher:
             unavailable = InfrastructureUnavailable("the broker did not answer its last check; not waiting for it")
             return [unavailable for _ in events]
         producer = self.producer
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
         futures: list[asyncio.Future[Any]] = []
         problem: BaseException | None = None
         try:
+            # One deadline for enqueueing and acknowledgement alike; a future still waiting at the
+            # deadline is cancelled (aiokafka skips cancelled futures) and its event reported unavailable.
             async with asyncio.timeout(self.timeout):
                 for event in events:
                     futures.append(await producer.send(
                         event.topic, value=event.value, key=event.key.encode(), headers=list(event.headers)))
+                for pending in futures:
+                    with contextlib.suppress(Exception):  # its failure is read off the future below
+                        await pending
         except (KafkaError, TimeoutError) as exc:
             problem = exc
-        if futures:
-            await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
         outcomes: list[InfrastructureUnavailable | None] = []
         for index in range(len(events)):
             future = futures[index] if index < len(futures) else None

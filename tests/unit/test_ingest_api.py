@@ -11,6 +11,7 @@ import pytest
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from shared.auth import InMemoryKeyStore
+from shared.envelope import SubmissionReceived
 from shared.kafka import InMemoryPublisher
 from tests.factories import envelope
 from tests.keys import add_key, bearer
@@ -161,3 +162,20 @@ async def test_unsupported_schema_version_is_named(client: httpx.AsyncClient) ->
     response = await client.post("/v1/submissions", json={**envelope(), "schema_version": 7})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "schema_version"]
+
+
+async def test_the_received_event_is_exactly_what_its_model_would_encode(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    body = envelope(place="Ünye — Çarşı", quantity=12.5)
+    assert (await client.post("/v1/submissions", json=body)).status_code == 202
+    value = publisher.records[0].value
+    assert SubmissionReceived.model_validate_json(value).model_dump_json().encode() == value
+    assert SubmissionReceived.model_validate_json(value).data == body["data"]
+
+
+async def test_the_openapi_document_declares_the_bearer_scheme_the_submission_routes_require(
+        client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path in ("/v1/submissions", "/v1/submissions/batch"):
+        assert schema["paths"][path]["post"]["security"] == [{"HTTPBearer": []}]
