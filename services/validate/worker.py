@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -80,11 +81,15 @@ class ValidateWorker(BatchWorker):
             await asyncio.gather(*sent)
             await producer.send_offsets_to_transaction(last_offsets(batch), self.settings.group_id)
         for o in outgoing:
-            EVENTS_PRODUCED.labels(self.service, o.topic).inc()
-            DECISIONS.labels(o.type or "unknown", "validated" if o.accepted else "rejected").inc()
-            if not o.accepted:
-                EVENTS_REJECTED.labels(self.service, self.topics.received).inc()
+            for counter in self._counters(o.topic, o.type or "unknown", o.accepted):
+                counter.inc()
             _log_decision(o)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one worker per process; the labelled children are few
+    def _counters(self, topic: str, type_: str, accepted: bool) -> tuple[Counter, ...]:
+        counters = (EVENTS_PRODUCED.labels(self.service, topic),
+                    DECISIONS.labels(type_, "validated" if accepted else "rejected"))
+        return counters if accepted else (*counters, EVENTS_REJECTED.labels(self.service, self.topics.received))
 
 
 def _log_decision(outgoing: Outgoing) -> None:

@@ -10,7 +10,7 @@ import pytest
 from services.validate.decision import decide
 from services.validate.rules import LATEST, SUBMITTED_MODELS, SUPPORTED, TYPES, Accepted, Rejected, validate
 from services.validate.rules.seizure import upcast_seizure_v1_to_v2
-from shared.envelope import dumps
+from shared.envelope import SubmissionValidated, dumps
 from shared.topics import Topics
 from tests.factories import received_event, seizure_data
 
@@ -135,3 +135,12 @@ def test_the_validated_event_carries_the_latest_version_and_the_submitted_one() 
     assert published["data"]["coordinates"] == {"lat": 34.35, "lon": 61.48}
     assert published["data"]["normalised"]["submitted_schema_version"] == 1
     assert "rules=rules/3" in published["validator"]
+
+
+@pytest.mark.parametrize("microseconds", [0, 123456])
+def test_the_validated_event_is_exactly_what_its_model_would_encode(microseconds: int) -> None:
+    event = received_event(seizure_data(place="Ünye", quantity=0.1, lat=34.35, lon=61.48), schema_version=1)
+    event = event.model_copy(update={"received_at": event.received_at.replace(microsecond=microseconds)})
+    out = decide(dumps(event), b"9a1b", {}, partition=2, offset=7, topics=Topics())
+    assert out.accepted
+    assert SubmissionValidated.model_validate_json(out.value).model_dump_json().encode() == out.value
