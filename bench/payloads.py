@@ -33,18 +33,28 @@ class Record:
     headers: list[tuple[str, bytes]]
 
 
+POINTS = {"AFG": (34.35, 62.2), "IRN": (36.3, 59.6), "PAK": (34.0, 71.5), "TUR": (41.0, 28.97),
+          "TJK": (38.56, 68.77), "UZB": (41.3, 69.24)}
+"""A point inside each country, for the seizures sent with coordinates."""
+
+
 def envelopes(n: int, seed: int) -> list[dict[str, Any]]:
-    """`n` valid seizure envelopes; country, date, place and quantity vary (a few dozen view buckets)."""
+    """`n` valid seizure envelopes as clients send them now (schema_version 2); country, date, place and
+    quantity vary (a few dozen view buckets), and half carry coordinates (checked against the country)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     start = datetime(2023, 1, 1, tzinfo=UTC).date()
     out = []
     for _ in range(n):
         seized_on = start + timedelta(days=rng.randrange(0, 3 * 365))
-        out.append(envelope(
+        country = rng.choice(COUNTRIES)
+        lat, lon = POINTS[country]
+        where = {"coordinates": {"lat": lat, "lon": lon}} if rng.random() < 0.5 else {}
+        body = envelope(
             str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            country=rng.choice(COUNTRIES), seized_on=seized_on.isoformat(), place=rng.choice(PLACES),
+            country=country, seized_on=seized_on.isoformat(), place=rng.choice(PLACES),
             quantity=rng.choice((250, 500, 1500, 2000, 12500)) + rng.randrange(0, 1000),
-            persons_arrested=rng.randrange(0, 5)))
+            persons_arrested=rng.randrange(0, 5), **where)
+        out.append({**body, "schema_version": 2})
     return out
 
 

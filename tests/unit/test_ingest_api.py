@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from services.ingest.app import create_app
+from services.ingest.app import BatchResult, SubmissionAccepted, create_app
 from services.ingest.settings import IngestSettings
 from shared.auth import InMemoryKeyStore
 from shared.envelope import SubmissionReceived
@@ -179,3 +179,10 @@ async def test_the_openapi_document_declares_the_bearer_scheme_the_submission_ro
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path in ("/v1/submissions", "/v1/submissions/batch"):
         assert schema["paths"][path]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+async def test_answers_are_exactly_what_their_models_would_encode(client: httpx.AsyncClient) -> None:
+    single = await client.post("/v1/submissions", json=envelope())
+    assert SubmissionAccepted.model_validate_json(single.content).model_dump_json().encode() == single.content
+    batch = await client.post("/v1/submissions/batch", json=[envelope(), {"id": "x", "type": "seizure", "data": {}}])
+    assert BatchResult.model_validate_json(batch.content).model_dump_json().encode() == batch.content

@@ -33,10 +33,10 @@ _lock = Lock()
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a point lies relative to a country: inside it, near it, or `km` away from it."""
+    """Where a point lies relative to a country: in or near it, or else `km` from its nearest border."""
 
     near: bool
-    km: float
+    km: float | None
 
 
 class _Outlines:
@@ -74,22 +74,19 @@ def placement(country: str, lat: float, lon: float) -> Placement | None:
     if geometry is None:
         return None
     point = Point(lon, lat)
-    if geometry.contains(point):
-        return Placement(near=True, km=0.0)
-    nearest, _ = nearest_points(geometry, point)
-    km = _haversine_km(lat, lon, nearest.y, nearest.x)
-    return Placement(near=km <= NEAR_KM or geometry.intersects(_disc(lat, lon, NEAR_KM)), km=km)
-
-
-def _disc(lat: float, lon: float, km: float) -> BaseGeometry:
-    """A circle of `km` around the point, drawn in degrees (an ellipse: longitude shrinks with latitude).
-
-    The nearest point in degrees is not always the nearest on the ground far from the equator, so a
-    point that misses by that measure gets this second, fairer test.
-    """
-    lat_degrees = km / _KM_PER_DEGREE
+    # Within NEAR_KM: an ellipse in degrees (a degree of longitude shrinks away from the equator). The
+    # circles of its two radii bound it, so the exact test is only needed between them.
+    lat_degrees = NEAR_KM / _KM_PER_DEGREE
     lon_degrees = lat_degrees / max(math.cos(math.radians(lat)), 0.01)
-    return affinity.scale(Point(lon, lat).buffer(1.0, quad_segs=16), xfact=lon_degrees, yfact=lat_degrees)
+    if (geometry.contains(point) or geometry.dwithin(point, lat_degrees)
+            or (geometry.dwithin(point, lon_degrees) and geometry.intersects(_disc(point, lon_degrees, lat_degrees)))):
+        return Placement(near=True, km=None)
+    nearest, _ = nearest_points(geometry, point)  # only to tell the officer how far off it is
+    return Placement(near=False, km=_haversine_km(lat, lon, nearest.y, nearest.x))
+
+
+def _disc(point: Point, lon_degrees: float, lat_degrees: float) -> BaseGeometry:
+    return affinity.scale(point.buffer(1.0, quad_segs=16), xfact=lon_degrees, yfact=lat_degrees)
 
 
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -95,7 +95,7 @@ def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[CrossF
 def _placement_problems(field: str, country: str, lat: float, lon: float) -> list[CrossFieldProblem]:
     """The coordinates must fall in or near `country` (borders.NEAR_KM), where its outline is known."""
     where = borders.placement(country, float(lat), float(lon))
-    if where is None or where.near:
+    if where is None or where.near or where.km is None:
         return []
     return [(field, f"({lat}, {lon}) is about {where.km:,.0f} km outside {country}; coordinates must fall in "
                     f"{country} or within {borders.NEAR_KM:.0f} km of its borders (check the coordinates and "
