@@ -48,7 +48,7 @@ def envelopes(n: int, seed: int) -> list[dict[str, Any]]:
         seized_on = start + timedelta(days=rng.randrange(0, 3 * 365))
         country = rng.choice(COUNTRIES)
         lat, lon = POINTS[country]
-        where = {"coordinates": {"lat": lat, "lon": lon}} if rng.random() < 0.5 else {}
+        where: dict[str, Any] = {"coordinates": {"lat": lat, "lon": lon}} if rng.random() < 0.5 else {}
         body = envelope(
             str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             country=country, seized_on=seized_on.isoformat(), place=rng.choice(PLACES),
@@ -87,3 +87,39 @@ def validated(records: list[Record], topics: Topics) -> tuple[list[Record], int]
             continue
         out.append(Record(o.key.encode(), o.value, list(o.headers)))
     return out, rejected
+
+
+async def projected(records: list[Record], topics: Topics, primer: int,
+              partitions: int) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The documents aggregate writes for validated `records` (pure projection, in memory), by collection:
+    those the first `primer` records leave, and those the rest add or change (each once, as it ends up)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from services.aggregate.events import to_event
+    from services.aggregate.repository import InMemoryRepository
+    from services.aggregate.worker import apply_batch
+
+    partitioner = DefaultPartitioner()
+    every = list(range(partitions))
+    offsets = dict.fromkeys(every, 0)
+    events = []
+    for r in records:  # partitions as the producer picks them, offsets as the broker gives them
+        partition = partitioner(r.key, every, every)
+        events.append(to_event(topics.validated, partition, offsets[partition], r.value, topics))
+        offsets[partition] += 1
+    repo = InMemoryRepository()
+    await apply_batch(repo, [e for e in events[:primer] if e is not None])
+    before = _documents(repo)
+    await apply_batch(repo, [e for e in events[primer:] if e is not None])
+    after = _documents(repo)
+    changed = {name: [doc for doc in docs if before.get(name, {}).get(doc["_id"]) != doc]
+               for name, docs in ((n, list(d.values())) for n, d in after.items())}
+    return {name: list(docs.values()) for name, docs in before.items()}, changed
+
+
+def _documents(repo: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Collection name (as aggregate's generation 0 names it) → _id → document."""
+    out: dict[str, dict[str, dict[str, Any]]] = {"submissions": {k: dict(v) for k, v in repo.submissions.items()}}
+    for (view, key), doc in repo.views.items():
+        out.setdefault(f"view_{view}", {})[key] = dict(doc)
+    return out

@@ -20,7 +20,7 @@ LABELS = {
     "http_single": ("ingest, one submission per POST", "bare uvicorn + orjson"),
     "ingest_batch": ("ingest, POST /v1/submissions/batch", "raw aiokafka producer"),
     "validate": ("validate (rules + transaction)", "transactional passthrough"),
-    "aggregate": ("aggregate (projection + store)", "raw bulk upsert"),
+    "aggregate": ("aggregate (projection + store)", "raw bulk upsert of the documents it writes"),
 }
 
 

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 
 from services.aggregate.events import to_event
 from services.aggregate.projection import Delta, Event, apply_delta, project
-from services.aggregate.repository import Repository, ViewKey
+from services.aggregate.repository import Repository, ViewKey, WriterCache, Writes
 from services.aggregate.settings import AggregateSettings
 from shared.audit import Action, AuditLog
 from shared.audit import entry as audit_entry
@@ -70,6 +70,8 @@ class AggregateWorker(BatchWorker):
         self.repository = repository
         self.audit = audit
         self.group_id = group_id or settings.group_id
+        self.documents = WriterCache(repository)
+        """What `process` reads and writes through: each document is read from the store once while owned."""
         self.owned: set[TopicPartition] = set()
         self.assignments: list[frozenset[TopicPartition]] = []
         """Every assignment this worker was given, in order (for operators and tests)."""
@@ -87,7 +89,7 @@ class AggregateWorker(BatchWorker):
             mine = {tp: records for tp, records in batch.items() if tp in self.owned and records}
             if not mine:
                 return
-            records, events = await apply_records(self.repository, mine, self.topics)
+            records, events = await apply_records(self.documents, mine, self.topics)
             if self.audit is not None:
                 await self.audit.record(submission_audit(records, events))
             assert self.consumer is not None
@@ -103,13 +105,15 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.worker._working:  # the batch in hand is written and committed first
             self.worker.owned.difference_update(revoked)
+            self.worker.documents.forget()  # another worker may write them before they come back
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.worker.documents.forget()
         self.worker.owned.update(assigned)
         self.worker.assignments.append(frozenset(assigned))
 
 
-async def apply_records(repository: Repository, batch: Records, topics: Topics,
+async def apply_records(repository: Writes, batch: Records, topics: Topics,
                         ) -> tuple[dict[str, Document], list[Event]]:
     """Apply one batch of records (in partition order), then record how far each partition got.
 
@@ -131,7 +135,7 @@ def progress_documents(batch: Records, topics: Topics) -> list[Document]:
             for tp, records in batch.items() if records and tp.topic in kinds]
 
 
-async def apply_batch(repository: Repository, events: list[Event]) -> dict[str, Document]:
+async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Document]:
     """Project `events` (in partition order) onto the stored records and views, idempotently.
 
     Returns the submission records the batch touched, as saved.
