@@ -24,6 +24,9 @@ class Options:
     """Validated events per round (after 50 untimed ones). On FerretDB a write or read by _id scans the
     collection, so this stage's time grows with the square of this number; it dominates the run."""
     e2e_seconds: float = 10.0
+    capacity_submissions: int = 1500
+    """Submissions posted at once (in batches) to measure the pipeline's maximum sustained rate: how fast the
+    three services together, on this machine, turn them into views."""
     e2e_drain: float = 30.0
     """How long to wait after the last e2e POST for followed submissions to become visible."""
     e2e_samples_per_s: float = 20.0

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import AsyncMongoClient
 
-from shared.store import Document, bulk_write
+from shared.store import Document, store_documents
 
 Action = Literal["submitted", "amended", "resubmitted", "exported", "key_created", "key_revoked"]
 
@@ -52,10 +52,9 @@ class MongoAuditLog:
         self.collection = client[database]["audit"]
 
     async def record(self, entries: Iterable[Document]) -> None:
-        ops = [UpdateOne({"_id": e["_id"]}, {"$setOnInsert": {k: v for k, v in e.items() if k != "_id"}},
-                         upsert=True) for e in entries]
-        if ops:
-            await bulk_write(self.collection, ops)
+        entries = list(entries)
+        if entries:  # inserted; an entry already there (an event redelivered) is kept as it was
+            await store_documents(self.collection, entries, {e["_id"] for e in entries}, keep_existing=True)
 
     async def query(self, filters: Mapping[str, Any], after: str | None, limit: int) -> list[Document]:
         query: dict[str, Any] = dict(filters)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
+from pymongo.errors import BulkWriteError
 
 Document = dict[str, Any]
 
@@ -32,3 +33,29 @@ async def bulk_write(collection: Any, operations: Sequence[Any]) -> None:
     """Unordered bulk writes of at most BULK_CHUNK operations each, one after another."""
     for start in range(0, len(operations), BULK_CHUNK):
         await collection.bulk_write(list(operations[start:start + BULK_CHUNK]), ordered=False)
+
+
+DUPLICATE_KEY = 11000
+
+
+async def store_documents(collection: Any, docs: Sequence[Document], new: Container[Any] = (), *,
+                          keep_existing: bool = False) -> None:
+    """Write `docs` by `_id`: an insert for each `_id` in `new` (the writer knows it is not stored yet),
+    a replacing upsert for the others; unordered, BULK_CHUNK at a time.
+
+    On FerretDB an insert costs an eighth of an upsert (which looks the document up first). A
+    document in `new` that is stored after all (a write retried after it landed) is then replaced,
+    or with `keep_existing` left as it is (entries that are only ever inserted, like the audit's).
+    """
+    for start in range(0, len(docs), BULK_CHUNK):
+        chunk = docs[start:start + BULK_CHUNK]
+        ops = [InsertOne(d) if d["_id"] in new else ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk]
+        try:
+            await collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            if not keep_existing:
+                await collection.bulk_write([ReplaceOne({"_id": chunk[e["index"]]["_id"]}, chunk[e["index"]],
+                                                        upsert=True) for e in errors], ordered=False)

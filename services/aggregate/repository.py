@@ -17,12 +17,13 @@ import asyncio
 import operator
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, TypeVar
 
-from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, UpdateOne
 
 from services.aggregate.projection import merge_shards
-from shared.store import Document, bulk_write
+from shared.store import Document, bulk_write, store_documents
 
 VIEWS = ("seizures", "routes", "map", "prices", "financial", "treatment", "courses", "trainees", "repeats")
 RANGE = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
@@ -56,9 +57,11 @@ class Repository(Protocol):
 
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]: ...
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None: ...
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
+        """Store `docs`; those in `new` were not found when loaded (a hint: they may be inserted)."""
+        ...
 
-    async def save_submissions(self, docs: Iterable[Document]) -> None: ...
+    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None: ...
 
     async def get_submission(self, submission_id: str) -> Document | None: ...
 
@@ -85,9 +88,11 @@ class Writes(Protocol):
 
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]: ...
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None: ...
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
+        """Store `docs`; those in `new` were not found when loaded (a hint: they may be inserted)."""
+        ...
 
-    async def save_submissions(self, docs: Iterable[Document]) -> None: ...
+    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None: ...
 
     async def save_progress(self, docs: Iterable[Document]) -> None: ...
 
@@ -120,13 +125,13 @@ class WriterCache:
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]:
         return await self._load(self._views, self.max_views, keys, self.inner.load_views)
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
-        await self._saving(self.inner.save_views(docs))
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
+        await self._saving(self.inner.save_views(docs, new))
         _keep(self._views, self.max_views, docs.items())
 
-    async def save_submissions(self, docs: Iterable[Document]) -> None:
+    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         docs = list(docs)
-        await self._saving(self.inner.save_submissions(docs))
+        await self._saving(self.inner.save_submissions(docs, new))
         _keep(self._submissions, self.max_submissions, ((d["_id"], d) for d in docs))
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
@@ -225,10 +230,10 @@ class InMemoryRepository:
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]:
         return {k: self.views[k] for k in keys if k in self.views}
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         self.views.update(docs)
 
-    async def save_submissions(self, docs: Iterable[Document]) -> None:
+    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         self.submissions.update({d["_id"]: d for d in docs})
 
     async def get_submission(self, submission_id: str) -> Document | None:
@@ -285,16 +290,17 @@ class MongoRepository:
         found = await asyncio.gather(*(self.view(v).find_one({"_id": k}) for v, k in keys))
         return {key: doc for key, doc in zip(keys, found, strict=True) if doc is not None}
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
-        by_view: dict[str, list[ReplaceOne[Document]]] = {}
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
+        by_view: dict[str, list[Document]] = {}
         for (view, key), doc in docs.items():
-            by_view.setdefault(view, []).append(ReplaceOne({"_id": key}, doc, upsert=True))
-        await asyncio.gather(*(bulk_write(self.view(v), ops) for v, ops in by_view.items()))
+            by_view.setdefault(view, []).append(doc if doc.get("_id") == key else {**doc, "_id": key})
+        await asyncio.gather(*(store_documents(self.view(v), view_docs, {key for name, key in new if name == v})
+                               for v, view_docs in by_view.items()))
 
-    async def save_submissions(self, docs: Iterable[Document]) -> None:
-        ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
-        if ops:
-            await bulk_write(self.submissions, ops)
+    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
+        docs = list(docs)
+        if docs:
+            await store_documents(self.submissions, docs, new)
 
     async def get_submission(self, submission_id: str) -> Document | None:
         doc: Document | None = await self.submissions.find_one({"_id": submission_id})

@@ -141,6 +141,7 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
     Returns the submission records the batch touched, as saved.
     """
     records = await repository.load_submissions({e.id for e in events})
+    stored = set(records)
     touched: dict[str, Document] = {}
     deltas: list[Delta] = []
     for event in events:
@@ -148,6 +149,7 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
         records[event.id] = touched[event.id] = record
         deltas += caused
     views = await repository.load_views({(d.view, d.key) for d in deltas})
+    views_stored = set(views)
     changed: dict[ViewKey, Document] = {}
     for delta in deltas:
         key = (delta.view, delta.key)
@@ -156,12 +158,12 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
             views[key] = changed[key] = doc
     if changed:
         with STORE_WRITE_SECONDS.labels("views").time():
-            await repository.save_views(changed)
+            await repository.save_views(changed, changed.keys() - views_stored)
         for view, _ in changed:
             VIEW_UPDATES.labels(view).inc()
     if touched:
         with STORE_WRITE_SECONDS.labels("submissions").time():
-            await repository.save_submissions(touched.values())
+            await repository.save_submissions(touched.values(), touched.keys() - stored)
     return touched
 
 

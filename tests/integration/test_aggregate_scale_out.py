@@ -8,6 +8,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -173,10 +174,10 @@ class Guarded:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         for (view, key), doc in docs.items():
             self._owns(self.topics.validated, doc["partition"], f"{view}/{key}")
-        await self.inner.save_views(docs)
+        await self.inner.save_views(docs, new)
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
         docs = list(docs)

@@ -14,6 +14,8 @@ from services.aggregate.app import create_app
 from services.aggregate.repository import InMemoryRepository, MongoRepository, Repository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import apply_batch
+from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
+from shared.audit import entry as audit_entry
 from shared.auth import InMemoryKeyStore
 from shared.store import connect
 from tests.conftest import Infra
@@ -213,3 +215,34 @@ async def test_a_large_batch_of_replacements_is_written(repository: Repository) 
         await repository.save_submissions([{**r, "status": "validated"} for r in records])
     loaded = await repository.load_submissions([r["_id"] for r in records])
     assert {r["status"] for r in loaded.values()} == {"validated"} and len(loaded) == 300
+
+
+async def test_documents_said_to_be_new_are_inserted_and_replace_any_stored_meanwhile(repository: Repository) -> None:
+    """`new` is a hint (insert rather than upsert); a document stored after all, e.g. by a write that landed
+    before its batch failed, is replaced all the same."""
+    await repository.save_submissions([{"_id": "n1", "status": "received"}])
+    records = [{"_id": f"n{i}", "status": "validated"} for i in range(1, 80)]
+    await repository.save_submissions(records, new={r["_id"] for r in records})
+    loaded = await repository.load_submissions([r["_id"] for r in records])
+    assert len(loaded) == 79 and {r["status"] for r in loaded.values()} == {"validated"}
+    key = ("seizures", "AFG:2020:heroin:kg#p0")
+    await repository.save_views({key: view_doc("AFG", 2020)})
+    await repository.save_views({key: {**view_doc("AFG", 2020), "cases": 7}}, new={key})
+    assert (await repository.load_views([key]))[key]["cases"] == 7
+
+
+@pytest.mark.parametrize("kind", ["mongo", "memory"])
+async def test_audit_entries_are_inserted_once_and_a_redelivered_one_keeps_the_first(kind: str, infra: Infra) -> None:
+    client = connect(infra.mongodb_url, "tests")
+    database = f"audit_{uuid.uuid4().hex[:10]}"
+    log: AuditLog = MongoAuditLog(client, database) if kind == "mongo" else InMemoryAuditLog()
+    try:
+        first = [audit_entry(f"s{i}:1", "2026-01-01T00:00:00+00:00", "k1", "submitted", f"s{i}") for i in range(70)]
+        await log.record(first[:10])
+        await log.record([{**e, "actor": "replayed"} for e in first])  # a batch redelivered, and more
+        stored = await log.query({}, None, 1000)
+        assert len(stored) == 70 and {e["actor"] for e in stored} == {"k1", "replayed"}
+        assert [e["actor"] for e in stored if e["target"] in {f"s{i}" for i in range(10)}] == ["k1"] * 10
+    finally:
+        await client.drop_database(database)
+        await client.close()

@@ -16,6 +16,7 @@ import asyncio
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -157,12 +158,12 @@ class CrashingRepository(InMemoryRepository):
         self.rnd.shuffle(found)  # unordered bulk writes land in any order
         return found
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         for key, doc in self._shuffled(docs.items()):
             self._write()
             self.views[key] = doc
 
-    async def save_submissions(self, docs: Iterable[Document]) -> None:
+    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         for doc in self._shuffled(docs):
             self._write()
             self.submissions[doc["_id"]] = doc

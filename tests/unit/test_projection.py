@@ -80,11 +80,11 @@ class CrashingRepository(InMemoryRepository):
         super().__init__()
         self.crash_next = False
 
-    async def save_submissions(self, docs: Any) -> None:
+    async def save_submissions(self, docs: Any, new: Any = frozenset()) -> None:
         if self.crash_next:
             self.crash_next = False
             raise ConnectionError("store went away")
-        await super().save_submissions(docs)
+        await super().save_submissions(docs, new)
 
 
 @pytest.mark.parametrize("crash_batch", [0, 1, 2])

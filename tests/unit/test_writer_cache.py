@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 import pytest
 
@@ -26,7 +27,7 @@ class CountingRepository(InMemoryRepository):
         self.reads += [key for _, key in keys]
         return await super().load_views(keys)
 
-    async def save_views(self, docs: Mapping[ViewKey, Document]) -> None:
+    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         items = list(docs.items())
         await super().save_views(dict(items[:1]))  # a bulk write that lands in part
         if self.fail_writes:
