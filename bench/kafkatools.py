@@ -176,8 +176,9 @@ async def passthrough(bootstrap: str, topics: Topics, group: str, transactional_
     same transaction. Same consumer (shared.kafka.build_consumer), producer settings and batch size.
     Appends each batch's seconds (transaction begin to commit) to `timing`."""
     consumer = build_consumer(bootstrap, [topics.received], group, max_poll_records=max_batch)
-    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id,
-                            enable_idempotence=True, acks="all", linger_ms=2)
+    from services.validate.worker import TRANSACTIONAL_PRODUCER
+
+    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id, **TRANSACTIONAL_PRODUCER)
     await prod.start()
     await consumer.start()
     done = 0
