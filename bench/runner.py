@@ -46,6 +46,8 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 BENCH = VAR / "bench"
 PARTITIONS = 6
 PRIMER = 50
+STORE_PARTS = ("views", "submissions", "progress", "audit")
+"""The collections aggregate's store-write timings are labelled with (services/aggregate/worker.py)."""
 """aggregate gets this many events (and the store ceiling this many documents) before its clock starts."""
 
 
@@ -481,11 +483,13 @@ async def aggregate(b: Bench) -> None:
                     m = await b.metrics(proc)
                 finally:
                     b.stop(proc)
-                for key, name, labels in (("batch", "dmp_consumer_batch_seconds_sum", {"service": "aggregate"}),
-                                          ("batches", "dmp_consumer_batch_seconds_count", {"service": "aggregate"}),
-                                          ("views", "dmp_store_write_seconds_sum", {"collection": "views"}),
-                                          ("submissions", "dmp_store_write_seconds_sum",
-                                           {"collection": "submissions"})):
+                for key, name, labels in (
+                        ("batch", "dmp_consumer_batch_seconds_sum", {"service": "aggregate"}),
+                        ("batches", "dmp_consumer_batch_seconds_count", {"service": "aggregate"}),
+                        *((f"{c} writes", "dmp_store_write_seconds_sum", {"collection": c}) for c in STORE_PARTS),
+                        *((f"{c} reads", "dmp_store_read_seconds_sum", {"collection": c})
+                          for c in ("submissions", "views")),
+                        ("offset commits", "dmp_aggregate_commit_seconds_sum", {})):
                     parts[key] = parts.get(key, 0.0) + metric(m, name, **labels)
                 stored = await asyncio.to_thread(count_documents, b.store.url, f"dmp_{ns}", "submissions")
                 if stored != len(records):
@@ -508,12 +512,11 @@ async def aggregate(b: Bench) -> None:
     b.cpu_note("aggregate", "service", "aggregate", per_item=report.median(rounds.service))
     b.cpu_note("aggregate", "ceiling", "store", per_item=report.median(rounds.ceiling))
     if parts.get("batch"):
-        total = parts["batch"]
-        writes = parts["views"] + parts["submissions"]
-        b.note("aggregate", f"of its batch time ({total / parts['batches']:.1f} s per batch of ≤{max_batch}): "
-                            f"submission writes {parts['submissions'] / total:.0%}, view writes "
-                            f"{parts['views'] / total:.0%}, the rest ({1 - writes / total:.0%}) is reads by _id, "
-                            "projection and the commit")
+        total, batches = parts.pop("batch"), parts.pop("batches")
+        shares = ", ".join(f"{name} {seconds / total:.0%}" for name, seconds in
+                           sorted(parts.items(), key=lambda kv: -kv[1]) if seconds)
+        b.note("aggregate", f"of its batch time ({total / batches:.2f} s per batch of ≤{max_batch}): {shares}, "
+                            f"the rest ({1 - sum(parts.values()) / total:.0%}) projection and the loop")
     plan = await asyncio.to_thread(explain_by_id, b.store.url, f"dmp_{b.namespace(f'a{o.rounds - 1}c')}")
     if plan:
         b.note("aggregate", f"store query plan for find {{_id: …}}: {plan}")

@@ -35,6 +35,9 @@ from shared.topics import Topics
 from shared.worker import Batch, BatchWorker, last_offsets
 
 STORE_WRITE_SECONDS = Histogram("dmp_store_write_seconds", "Time to write one batch's documents", ["collection"])
+STORE_READ_SECONDS = Histogram("dmp_store_read_seconds", "Time to load one batch's documents (those not kept)",
+                               ["collection"])
+COMMIT_SECONDS = Histogram("dmp_aggregate_commit_seconds", "Time to commit one batch's offsets to the broker")
 VIEW_UPDATES = Counter("dmp_aggregate_view_updates_total", "View documents written", ["view"])
 
 Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
@@ -91,9 +94,11 @@ class AggregateWorker(BatchWorker):
                 return
             records, events = await apply_records(self.documents, mine, self.topics)
             if self.audit is not None:
-                await self.audit.record(submission_audit(records, events))
+                with STORE_WRITE_SECONDS.labels("audit").time():
+                    await self.audit.record(submission_audit(records, events))
             assert self.consumer is not None
-            await self.consumer.commit(last_offsets(mine))
+            with COMMIT_SECONDS.time():
+                await self.consumer.commit(last_offsets(mine))
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -122,7 +127,8 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics,
     events = [event for tp, records in batch.items() for r in records
               if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
     touched = await apply_batch(repository, events)
-    await repository.save_progress(progress_documents(batch, topics))
+    with STORE_WRITE_SECONDS.labels("progress").time():
+        await repository.save_progress(progress_documents(batch, topics))
     return touched, events
 
 
@@ -140,7 +146,8 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
 
     Returns the submission records the batch touched, as saved.
     """
-    records = await repository.load_submissions({e.id for e in events})
+    with STORE_READ_SECONDS.labels("submissions").time():
+        records = await repository.load_submissions({e.id for e in events})
     stored = set(records)
     touched: dict[str, Document] = {}
     deltas: list[Delta] = []
@@ -148,7 +155,8 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
         record, caused = project(records.get(event.id), event)
         records[event.id] = touched[event.id] = record
         deltas += caused
-    views = await repository.load_views({(d.view, d.key) for d in deltas})
+    with STORE_READ_SECONDS.labels("views").time():
+        views = await repository.load_views({(d.view, d.key) for d in deltas})
     views_stored = set(views)
     changed: dict[ViewKey, Document] = {}
     for delta in deltas:
