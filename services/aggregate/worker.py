@@ -22,7 +22,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from prometheus_client import Counter, Histogram
 
 from services.aggregate.events import to_event
-from services.aggregate.projection import Delta, Event, apply_delta, project
+from services.aggregate.projection import OWN_BUCKET_VIEWS, Delta, Event, apply_delta, project
 from services.aggregate.repository import Repository, ViewKey, WriterCache, Writes
 from services.aggregate.settings import AggregateSettings
 from shared.audit import Action, AuditLog
@@ -155,8 +155,12 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
         record, caused = project(records.get(event.id), event)
         records[event.id] = touched[event.id] = record
         deltas += caused
+    # A submission without a stored record has had no batch committed (its record is written before the
+    # offsets), so all its events are in this batch or later ones, and the documents only it writes are
+    # rebuilt from them: they need no read. Any left by a failed attempt are replaced (save_* `new`).
+    unread = {(d.view, d.key) for d in deltas if d.view in OWN_BUCKET_VIEWS and d.dims.get("bucket") not in stored}
     with STORE_READ_SECONDS.labels("views").time():
-        views = await repository.load_views({(d.view, d.key) for d in deltas})
+        views = await repository.load_views({(d.view, d.key) for d in deltas} - unread)
     views_stored = set(views)
     changed: dict[ViewKey, Document] = {}
     for delta in deltas:
