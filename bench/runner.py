@@ -46,6 +46,8 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 BENCH = VAR / "bench"
 PARTITIONS = 6
 PRIMER = 50
+WARM_UP = 200
+"""Items run through an in-process timing before its clock starts (caches, first-use loading)."""
 STORE_PARTS = ("views", "submissions", "progress", "audit")
 """The collections aggregate's store-write timings are labelled with (services/aggregate/worker.py)."""
 """aggregate gets this many events (and the store ceiling this many documents) before its clock starts."""
@@ -376,10 +378,12 @@ def prepare_cost(envs: list[dict[str, Any]]) -> float:
         from shared.auth import Principal
 
         extra.append(Principal(key_id="bench", role="officer", countries=None, name="bench"))
-    start = time.perf_counter()
-    for e in envs:
+    for e in envs[:WARM_UP]:
         prepare(e, request, settings, *extra)  # type: ignore[arg-type]
-    return 1e6 * (time.perf_counter() - start) / len(envs)
+    start = time.perf_counter()
+    for e in envs[WARM_UP:]:
+        prepare(e, request, settings, *extra)  # type: ignore[arg-type]
+    return 1e6 * (time.perf_counter() - start) / len(envs[WARM_UP:])
 
 
 async def validate(b: Bench) -> None:
@@ -445,10 +449,12 @@ def decide_cost(records: list[payloads.Record]) -> float:
     from services.validate.decision import decide
 
     topics = Topics()
-    start = time.perf_counter()
-    for offset, r in enumerate(records):
+    for offset, r in enumerate(records[:WARM_UP]):  # first use loads reference data (country outlines)
         decide(r.value, r.key, dict(r.headers), 0, offset, topics)
-    return 1e6 * (time.perf_counter() - start) / len(records)
+    start = time.perf_counter()
+    for offset, r in enumerate(records[WARM_UP:]):
+        decide(r.value, r.key, dict(r.headers), 0, offset, topics)
+    return 1e6 * (time.perf_counter() - start) / len(records[WARM_UP:])
 
 
 async def aggregate(b: Bench) -> None:
