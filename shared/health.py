@@ -8,10 +8,12 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -105,6 +107,15 @@ async def _run(check: Check, timeout: float = 5.0) -> bool:
         return False
 
 
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+def labelled(metric: M) -> Callable[..., M]:
+    """`metric.labels`, remembering each child: looking a child up costs more than using it. For labels
+    that take few values (services, routes, statuses, types, topics)."""
+    return functools.lru_cache(maxsize=1024)(metric.labels)
+
+
 class MetricsMiddleware:
     """Counts and times requests per route template (not per raw path, to bound label cardinality).
 
@@ -114,10 +125,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
-        # Looking a labelled child up costs more than using it: keep them (routes and statuses are few).
         self._in_flight = HTTP_IN_FLIGHT.labels(service)
-        self._requests = functools.lru_cache(maxsize=1024)(functools.partial(HTTP_REQUESTS.labels, service))
-        self._latency = functools.lru_cache(maxsize=1024)(functools.partial(HTTP_LATENCY.labels, service))
+        self._requests = functools.partial(labelled(HTTP_REQUESTS), service)
+        self._latency = functools.partial(labelled(HTTP_LATENCY), service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

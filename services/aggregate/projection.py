@@ -67,9 +67,9 @@ EventKind = Literal["received", "validated", "rejected"]
 SHARD = "#p"
 """Separates a view document's bucket key from its shard: `AFG:2024:heroin:kg#p3`."""
 SHARD_FIELDS = ("_id", "wm", "bucket", "partition")
+"""Bookkeeping on every view document; its other fields are the view's dimensions and figures."""
 OWN_BUCKET_VIEWS = frozenset({"map"})
 """Views whose buckets each belong to one submission (the bucket key is its id): only its events write them."""
-"""Bookkeeping on every view document; its other fields are the view's dimensions and figures."""
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     "seizures": ("country", "year", "drug", "unit"),
     "routes": ("route", "month", "drug", "unit"),

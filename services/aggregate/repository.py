@@ -49,38 +49,6 @@ def collection_prefix(generation: int) -> str:
     return "" if generation == 0 else f"g{generation}_"
 
 
-class Repository(Protocol):
-    @property
-    def generation(self) -> int: ...
-
-    async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]: ...
-
-    async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]: ...
-
-    async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
-        """Store `docs`; those in `new` were not found when loaded (a hint: they may be inserted)."""
-        ...
-
-    async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None: ...
-
-    async def get_submission(self, submission_id: str) -> Document | None: ...
-
-    async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
-        """Submission records in `_id` order after `after` (for comparing generations)."""
-        ...
-
-    async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
-                         limit: int) -> list[Document]: ...
-
-    async def load_progress(self) -> list[Document]:
-        """Per topic partition, how far the worker has processed: `{kind, partition, next_offset, at}`."""
-        ...
-
-    async def save_progress(self, docs: Iterable[Document]) -> None:
-        """Record progress documents; `next_offset` never goes back."""
-        ...
-
-
 class Writes(Protocol):
     """What projecting a batch needs of a repository (worker.apply_records)."""
 
@@ -94,7 +62,27 @@ class Writes(Protocol):
 
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None: ...
 
-    async def save_progress(self, docs: Iterable[Document]) -> None: ...
+    async def save_progress(self, docs: Iterable[Document]) -> None:
+        """Record progress documents; `next_offset` never goes back."""
+        ...
+
+
+class Repository(Writes, Protocol):
+    @property
+    def generation(self) -> int: ...
+
+    async def get_submission(self, submission_id: str) -> Document | None: ...
+
+    async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
+        """Submission records in `_id` order after `after` (for comparing generations)."""
+        ...
+
+    async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
+                         limit: int) -> list[Document]: ...
+
+    async def load_progress(self) -> list[Document]:
+        """Per topic partition, how far the worker has processed: `{kind, partition, next_offset, at}`."""
+        ...
 
 
 class WriterCache:
@@ -113,7 +101,6 @@ class WriterCache:
         self.max_submissions, self.max_views = max_submissions, max_views
         self._submissions: OrderedDict[str, Document] = OrderedDict()
         self._views: OrderedDict[ViewKey, Document] = OrderedDict()
-        self.hits = self.misses = 0
 
     def forget(self) -> None:
         self._submissions.clear()
@@ -155,8 +142,6 @@ class WriterCache:
             else:
                 kept.move_to_end(key)
                 found[key] = doc
-        self.hits += len(found)
-        self.misses += len(missing)
         if missing:
             loaded = await load(missing)
             _keep(kept, limit, loaded.items())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,7 +31,7 @@ from shared.envelope import (
     utcnow,
 )
 from shared.errors import InfrastructureUnavailable
-from shared.health import MetricsMiddleware, health_router, install_error_handler
+from shared.health import MetricsMiddleware, health_router, install_error_handler, labelled
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
 from shared.service import FatalHandler, run
@@ -281,15 +280,13 @@ def log_received(prepared: Prepared, officer: Principal) -> None:
                                             "submitted_by": officer.key_id, "trace_id": prepared.trace_id})
 
 
-@functools.cache
-def _counters(type_: str, outcome: str, topic: str) -> tuple[Counter, ...]:
-    submissions = SUBMISSIONS.labels(type_, outcome)
-    return (submissions, EVENTS_PRODUCED.labels("ingest", topic)) if outcome == "received" else (submissions,)
+_submissions, _produced = labelled(SUBMISSIONS), labelled(EVENTS_PRODUCED)
 
 
 def count(prepared: Prepared, outcome: str) -> None:
-    for counter in _counters(prepared.envelope.type, outcome, prepared.outbound.topic):
-        counter.inc()
+    _submissions(prepared.envelope.type, outcome).inc()
+    if outcome == "received":
+        _produced("ingest", prepared.outbound.topic).inc()
 
 
 def main() -> None:

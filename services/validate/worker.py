@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import Any
 
@@ -13,6 +12,7 @@ from prometheus_client import Counter
 from services.validate.decision import Outgoing, decide
 from services.validate.settings import ValidateSettings
 from shared.errors import InfrastructureUnavailable
+from shared.health import labelled
 from shared.kafka import EVENTS_PRODUCED, EVENTS_REJECTED, build_consumer, close_producer, ensure_topics
 from shared.lifecycle import LifecycleSettings
 from shared.service import FatalHandler
@@ -88,15 +88,14 @@ class ValidateWorker(BatchWorker):
             await asyncio.gather(*sent)
             await producer.send_offsets_to_transaction(last_offsets(batch), self.settings.group_id)
         for o in outgoing:
-            for counter in self._counters(o.topic, o.type or "unknown", o.accepted):
-                counter.inc()
+            _produced(self.service, o.topic).inc()
+            _decisions(o.type or "unknown", "validated" if o.accepted else "rejected").inc()
+            if not o.accepted:
+                _rejected(self.service, self.topics.received).inc()
             _log_decision(o)
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one worker per process; the labelled children are few
-    def _counters(self, topic: str, type_: str, accepted: bool) -> tuple[Counter, ...]:
-        counters = (EVENTS_PRODUCED.labels(self.service, topic),
-                    DECISIONS.labels(type_, "validated" if accepted else "rejected"))
-        return counters if accepted else (*counters, EVENTS_REJECTED.labels(self.service, self.topics.received))
+
+_produced, _decisions, _rejected = labelled(EVENTS_PRODUCED), labelled(DECISIONS), labelled(EVENTS_REJECTED)
 
 
 def _log_decision(outgoing: Outgoing) -> None:
