@@ -173,13 +173,14 @@ async def watch_group(bootstrap: str, group: str, topic: str, target: int, timeo
 async def passthrough(bootstrap: str, topics: Topics, group: str, transactional_id: str, max_batch: int,
                       target: int, timing: list[float] | None = None) -> None:
     """validate's loop without validation: consume received, copy each record to validated, offsets in the
-    same transaction. Same consumer (shared.kafka.build_consumer), producer settings and batch size.
+    same transaction. Same consumer (shared.kafka.build_consumer), transactions (two producers in turn) and
+    batch size.
     Appends each batch's seconds (transaction begin to commit) to `timing`."""
     consumer = build_consumer(bootstrap, [topics.received], group, max_poll_records=max_batch)
-    from services.validate.worker import TRANSACTIONAL_PRODUCER
+    from services.validate.transactions import Transactions
 
-    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id, **TRANSACTIONAL_PRODUCER)
-    await prod.start()
+    transactions = Transactions(bootstrap, transactional_id)
+    await transactions.start()
     await consumer.start()
     done = 0
     try:
@@ -188,7 +189,7 @@ async def passthrough(bootstrap: str, topics: Topics, group: str, transactional_
             if not batch:
                 continue
             began = time.perf_counter()
-            async with prod.transaction():
+            async with transactions.transaction() as prod:
                 sent = [await prod.send(topics.validated, value=r.value, key=r.key, headers=list(r.headers))
                         for records in batch.values() for r in records]
                 await asyncio.gather(*sent)
@@ -198,4 +199,4 @@ async def passthrough(bootstrap: str, topics: Topics, group: str, transactional_
             done += sum(len(records) for records in batch.values())
     finally:
         await consumer.stop()
-        await prod.stop()
+        await transactions.close()
