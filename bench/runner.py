@@ -489,14 +489,8 @@ async def aggregate(b: Bench) -> None:
                     m = await b.metrics(proc)
                 finally:
                     b.stop(proc)
-                for key, name, labels in (
-                        ("batch", "dmp_consumer_batch_seconds_sum", {"service": "aggregate"}),
-                        ("batches", "dmp_consumer_batch_seconds_count", {"service": "aggregate"}),
-                        *((f"{c} writes", "dmp_store_write_seconds_sum", {"collection": c}) for c in STORE_PARTS),
-                        *((f"{c} reads", "dmp_store_read_seconds_sum", {"collection": c})
-                          for c in ("submissions", "views")),
-                        ("offset commits", "dmp_aggregate_commit_seconds_sum", {})):
-                    parts[key] = parts.get(key, 0.0) + metric(m, name, **labels)
+                for key, seconds in aggregate_parts(m).items():
+                    parts[key] = parts.get(key, 0.0) + seconds
                 stored = await asyncio.to_thread(count_documents, b.store.url, f"dmp_{ns}", "submissions")
                 if stored != len(records):
                     raise BenchError(f"aggregate committed every offset but stored {stored} of {len(records)} "
@@ -518,15 +512,31 @@ async def aggregate(b: Bench) -> None:
     b.cpu_note("aggregate", "service", "aggregate", per_item=report.median(rounds.service))
     b.cpu_note("aggregate", "ceiling", "store", per_item=report.median(rounds.ceiling))
     if parts.get("batch"):
-        total, batches = parts.pop("batch"), parts.pop("batches")
-        shares = ", ".join(f"{name} {seconds / total:.0%}" for name, seconds in
-                           sorted(parts.items(), key=lambda kv: -kv[1]) if seconds)
-        b.note("aggregate", f"of its batch time ({total / batches:.2f} s per batch of ≤{max_batch}): {shares}, "
-                            f"the rest ({1 - sum(parts.values()) / total:.0%}) projection and the loop")
+        b.note("aggregate", f"of its batch time ({parts['batch'] / parts['batches']:.2f} s per batch of "
+                            f"≤{max_batch}): {batch_shares(parts)}")
     plan = await asyncio.to_thread(explain_by_id, b.store.url, f"dmp_{b.namespace(f'a{o.rounds - 1}c')}")
     if plan:
         b.note("aggregate", f"store query plan for find {{_id: …}}: {plan}")
         b.extra["store_plan_by_id"] = plan
+
+
+def aggregate_parts(m: dict[str, float]) -> dict[str, float]:
+    """aggregate's batch time ("batch" seconds over "batches") and the seconds spent in each store call."""
+    return {key: metric(m, name, **labels) for key, name, labels in (
+        ("batch", "dmp_consumer_batch_seconds_sum", {"service": "aggregate"}),
+        ("batches", "dmp_consumer_batch_seconds_count", {"service": "aggregate"}),
+        *((f"{c} writes", "dmp_store_write_seconds_sum", {"collection": c}) for c in STORE_PARTS),
+        *((f"{c} reads", "dmp_store_read_seconds_sum", {"collection": c}) for c in ("submissions", "views")),
+        ("offset commits", "dmp_aggregate_commit_seconds_sum", {}))}
+
+
+def batch_shares(parts: dict[str, float]) -> str:
+    """'views writes 40%, …, the rest (5%) projection and the loop', from `aggregate_parts`."""
+    calls = {k: v for k, v in parts.items() if k not in ("batch", "batches")}
+    total = parts["batch"]
+    shares = ", ".join(f"{name} {seconds / total:.0%}" for name, seconds in
+                       sorted(calls.items(), key=lambda kv: -kv[1]) if seconds)
+    return f"{shares}, the rest ({1 - sum(calls.values()) / total:.0%}) projection and the loop"
 
 
 def count_documents(url: str, database: str, collection: str) -> int:
@@ -661,6 +671,7 @@ async def e2e_point(b: Bench, tag: str, rate: float, seconds: float) -> dict[str
         before, started = probe.snapshot(), time.perf_counter()
         result = await open_loop(ingest, agg, envs, rate, every, drain=o.e2e_drain)
         cpu = CpuProbe.share(before, probe.snapshot(), time.perf_counter() - started)
+        scraped = {name: await b.metrics(procs[name]) for name in ("validate", "aggregate")}
     finally:
         ingest.close()
         agg.close()
@@ -681,8 +692,25 @@ async def e2e_point(b: Bench, tag: str, rate: float, seconds: float) -> dict[str
                                                                                          key=lambda kv: -kv[1]))
            + " cores" + (f"; {censored} of {len(samples)} followed submissions not visible after "
                          f"{o.e2e_drain:.0f}s" if censored else ""))
+    consumers = {name: batches_of(m, name) for name, m in scraped.items()}
+    b.note("e2e", f"at {rate:,.1f}/s: " + "; ".join(
+        f"{name} {c['batches']:,.0f} batches of {c['mean_size']:.1f} events, {c['mean_ms']:,.0f} ms each"
+        for name, c in consumers.items() if c["batches"]))
+    summary["consumers"] = consumers
+    parts = aggregate_parts(scraped["aggregate"])
+    if parts["batch"]:
+        b.note("e2e", f"at {rate:,.1f}/s, of aggregate's batch time: {batch_shares(parts)}")
     return {"p50": p50, "p99": p99, "ack_p50": report.percentile(result["ack"], 50),
             "ack_p99": report.percentile(result["ack"], 99), "summary": summary}
+
+
+def batches_of(m: dict[str, float], service: str) -> dict[str, float]:
+    """How many batches a consumer processed (warm-up included), their mean size and mean time."""
+    batches = metric(m, "dmp_consumer_batch_seconds_count", service=service)
+    events = metric(m, "dmp_consumer_batch_size_sum", service=service)
+    seconds = metric(m, "dmp_consumer_batch_seconds_sum", service=service)
+    return {"batches": batches, "mean_size": round(events / batches, 1) if batches else 0.0,
+            "mean_ms": round(1000 * seconds / batches, 1) if batches else 0.0}
 
 
 async def until_visible(agg: Pool, ids: list[str], timeout: float) -> None:
