@@ -15,7 +15,8 @@ exactly one writer (the store has no transactions or locks), so:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -35,11 +36,15 @@ from shared.topics import Topics
 from shared.worker import Batch, BatchWorker, last_offsets
 
 STORE_WRITE_SECONDS = Histogram("dmp_store_write_seconds", "Time to write one batch's documents", ["collection"])
-STORE_READ_SECONDS = Histogram("dmp_store_read_seconds", "Time to load one batch's documents (those not kept)",
+STORE_READ_SECONDS = Histogram("dmp_store_read_seconds", "Time to load one batch's documents not kept in memory: "
+                               "submissions = the records, and with them the views their validated events are "
+                               "expected to change; views = the others",
                                ["collection"])
 COMMIT_SECONDS = Histogram("dmp_aggregate_commit_seconds", "Time to commit one batch's offsets to the broker")
 VIEW_UPDATES = Counter("dmp_aggregate_view_updates_total", "View documents written", ["view"])
 
+A = TypeVar("A")
+B = TypeVar("B")
 Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
@@ -62,7 +67,8 @@ def make_consumer(settings: AggregateSettings, group_id: str, listener: Consumer
 
 
 class AggregateWorker(BatchWorker):
-    """Writes views first, then submission records, then progress, then commits offsets (see projection.py)."""
+    """Writes views first, then submission records, then progress and audit (together), then commits offsets
+    (see projection.py)."""
 
     service = "aggregate"
 
@@ -92,10 +98,7 @@ class AggregateWorker(BatchWorker):
             mine = {tp: records for tp, records in batch.items() if tp in self.owned and records}
             if not mine:
                 return
-            records, events = await apply_records(self.documents, mine, self.topics)
-            if self.audit is not None:
-                with STORE_WRITE_SECONDS.labels("audit").time():
-                    await self.audit.record(submission_audit(records, events))
+            await apply_records(self.documents, mine, self.topics, self.audit)
             assert self.consumer is not None
             with COMMIT_SECONDS.time():
                 await self.consumer.commit(last_offsets(mine))
@@ -118,18 +121,30 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker.assignments.append(frozenset(assigned))
 
 
-async def apply_records(repository: Writes, batch: Records, topics: Topics,
-                        ) -> tuple[dict[str, Document], list[Event]]:
-    """Apply one batch of records (in partition order), then record how far each partition got.
-
-    Returns the submission records the batch touched, as saved, and the events read.
-    """
+async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None) -> None:
+    """Apply one batch of records (in partition order), then record how far each partition got and, with an
+    `audit` log, who submitted what (the two writes are independent: made together)."""
     events = [event for tp, records in batch.items() for r in records
               if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
     touched = await apply_batch(repository, events)
-    with STORE_WRITE_SECONDS.labels("progress").time():
-        await repository.save_progress(progress_documents(batch, topics))
-    return touched, events
+    progress = _timed("progress", repository.save_progress(progress_documents(batch, topics)))
+    await (progress if audit is None else
+           _both(progress, _timed("audit", audit.record(submission_audit(touched, events)))))
+
+
+async def _timed(collection: str, write: Awaitable[None]) -> None:
+    with STORE_WRITE_SECONDS.labels(collection).time():
+        await write
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results; if either fails, its error, once the other has finished too (nothing left running)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(a, BaseException):
+        raise a
+    if isinstance(b, BaseException):
+        raise b
+    return a, b
 
 
 def progress_documents(batch: Records, topics: Topics) -> list[Document]:
@@ -146,8 +161,13 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
 
     Returns the submission records the batch touched, as saved.
     """
+    # The views a validated event changes are mostly those of its own version, known before its record is
+    # read: read them in the same round trip as the records (the others are read after).
+    expected = {(d.view, d.key) for e in events if e.kind == "validated"
+                for d in project(None, e)[1] if d.view not in OWN_BUCKET_VIEWS}
     with STORE_READ_SECONDS.labels("submissions").time():
-        records = await repository.load_submissions({e.id for e in events})
+        records, views = await _both(repository.load_submissions({e.id for e in events}),
+                                     repository.load_views(expected))
     stored = set(records)
     touched: dict[str, Document] = {}
     deltas: list[Delta] = []
@@ -160,7 +180,7 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
     # rebuilt from them: they need no read. Any left by a failed attempt are replaced (save_* `new`).
     unread = {(d.view, d.key) for d in deltas if d.view in OWN_BUCKET_VIEWS and d.dims.get("bucket") not in stored}
     with STORE_READ_SECONDS.labels("views").time():
-        views = await repository.load_views({(d.view, d.key) for d in deltas} - unread)
+        views.update(await repository.load_views({(d.view, d.key) for d in deltas} - unread - expected))
     views_stored = set(views)
     changed: dict[ViewKey, Document] = {}
     for delta in deltas:
