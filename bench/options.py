@@ -21,24 +21,26 @@ class Options:
     batch_concurrency: int = 4
     validate_events: int = 10_000
     aggregate_events: int = 800
-    """Validated events per round (after 50 untimed ones). On FerretDB a write or read by _id scans the
-    collection, so this stage's time grows with the square of this number; it dominates the run."""
+    """Validated events per round (after 50 untimed ones)."""
     e2e_seconds: float = 10.0
     capacity_submissions: int = 1500
-    """Submissions posted at once (in batches) to measure the pipeline's maximum sustained rate: how fast the
-    three services together, on this machine, turn them into views."""
+    """Submissions posted at once (in batches) to measure how fast the three services together drain a backlog:
+    where the search for the maximum sustained rate starts."""
+    sustain_seconds: float = 8.0
+    """Length of each constant-rate probe in the search for the maximum sustained rate of single POSTs."""
+    sustain_probes: int = 5
     e2e_drain: float = 30.0
     """How long to wait after the last e2e POST for followed submissions to become visible."""
     e2e_samples_per_s: float = 20.0
     """How many submissions per second the e2e stage follows to visibility (each polled every 25 ms)."""
     e2e_rate: float = 0.0
-    """Open-loop rate for the e2e stage; 0 = half the measured single-POST rate."""
+    """Open-loop rate for the e2e stage; 0 = half the maximum sustained rate, measured first."""
     stages: str = "http_single,ingest_batch,validate,aggregate,e2e"
     keep: bool = False
+    """Keep var/bench/run-<id>/ (broker and store data, logs) after a successful run."""
     profile: bool = False
     """Sample every service the bench starts with py-spy; stacks go to var/bench/run-<id>/profiles/
     (implies keep). The sampling costs the services a little CPU: ratios of a profiled run are lower."""
-    """Keep var/bench/run-<id>/ (broker and store data, logs) after a successful run."""
 
 
 def parse(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Options:

@@ -75,3 +75,17 @@ def test_options_from_environment_and_argv() -> None:
     assert opts.rounds == 5
     assert opts.aggregate_events == 100
     assert opts.keep is True
+
+
+def test_a_probe_keeps_up_while_latency_stays_level_and_falls_behind_when_it_climbs() -> None:
+    from bench.runner import keeps_up
+
+    level = {"visible": [(t, 200.0 + (t % 3) * 40) for t in range(60)], "censored": []}
+    climbing = {"visible": [(t, 200.0 + 25 * t) for t in range(60)], "censored": []}
+    unseen = {"visible": level["visible"], "censored": [30_000.0]}
+    queued = {"visible": [(t, 6_000.0 + (t % 3) * 40) for t in range(60)], "censored": []}
+    assert keeps_up(level)[0]
+    assert not keeps_up(queued)[0]
+    assert not keeps_up(climbing)[0]
+    assert "first third sent" in keeps_up(climbing)[1]
+    assert not keeps_up(unseen)[0]
