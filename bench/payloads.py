@@ -35,7 +35,8 @@ class Record:
 
 POINTS = {"AFG": (34.35, 62.2), "IRN": (36.3, 59.6), "PAK": (34.0, 71.5), "TUR": (41.0, 28.97),
           "TJK": (38.56, 68.77), "UZB": (41.3, 69.24)}
-"""A point inside each country, for the seizures sent with coordinates."""
+"""A point inside each country; seizures sent with coordinates are placed within 0.2° of it (every one a
+different place, as in real data: nothing can be remembered from one to the next)."""
 
 
 def envelopes(n: int, seed: int) -> list[dict[str, Any]]:
@@ -48,6 +49,7 @@ def envelopes(n: int, seed: int) -> list[dict[str, Any]]:
         seized_on = start + timedelta(days=rng.randrange(0, 3 * 365))
         country = rng.choice(COUNTRIES)
         lat, lon = POINTS[country]
+        lat, lon = round(lat + rng.uniform(-0.2, 0.2), 5), round(lon + rng.uniform(-0.2, 0.2), 5)
         where: dict[str, Any] = {"coordinates": {"lat": lat, "lon": lon}} if rng.random() < 0.5 else {}
         body = envelope(
             str(uuid.UUID(int=rng.getrandbits(128), version=4)),

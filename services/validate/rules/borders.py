@@ -73,12 +73,14 @@ def placement(country: str, lat: float, lon: float) -> Placement | None:
     geometry = outline(country)
     if geometry is None:
         return None
+    if shapely.contains_xy(geometry, lon, lat):  # geometry.contains(Point(lon, lat)), without making the point
+        return Placement(near=True, km=None)
     point = Point(lon, lat)
     # Within NEAR_KM: an ellipse in degrees (a degree of longitude shrinks away from the equator). The
     # circles of its two radii bound it, so the exact test is only needed between them.
     lat_degrees = NEAR_KM / _KM_PER_DEGREE
     lon_degrees = lat_degrees / max(math.cos(math.radians(lat)), 0.01)
-    if (geometry.contains(point) or geometry.dwithin(point, lat_degrees)
+    if (geometry.dwithin(point, lat_degrees)
             or (geometry.dwithin(point, lon_degrees) and geometry.intersects(_disc(point, lon_degrees, lat_degrees)))):
         return Placement(near=True, km=None)
     nearest, _ = nearest_points(geometry, point)  # only to tell the officer how far off it is

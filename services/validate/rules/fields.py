@@ -6,7 +6,7 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from services.validate.rules.reference import (
@@ -103,3 +103,10 @@ Amount = Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)]
 
 CrossFieldProblem = tuple[str, str, str]
 """(field, message, code): a rule spanning fields, reported on the field that breaks it."""
+
+
+def as_json(model: BaseModel) -> dict[str, Any]:
+    """`model.model_dump(mode="json")`, straight from the model's serializer: the same dict, without the wrapper's
+    keyword handling (every validated event is dumped once, so this is on the hot path)."""
+    data: dict[str, Any] = model.__pydantic_serializer__.to_python(model, mode="json")
+    return data

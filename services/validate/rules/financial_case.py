@@ -6,7 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from services.validate.rules.fields import Amount, Count, CrossFieldProblem, Currency, DrugCode, Iso3, ReportDate
+from services.validate.rules.fields import (
+    Amount,
+    Count,
+    CrossFieldProblem,
+    Currency,
+    DrugCode,
+    Iso3,
+    ReportDate,
+    as_json,
+)
 
 CaseType = Literal["money_laundering_investigation", "asset_seizure", "cash_smuggling", "informal_value_transfer",
                    "other"]
@@ -36,6 +45,6 @@ def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[CrossF
 
 def normalise(case: FinancialCase) -> dict[str, Any]:
     """The validated case as JSON, defaults filled."""
-    data = case.model_dump(mode="json")
+    data = as_json(case)
     data["normalised"] = {"rules": RULES}
     return data

@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.validate.rules.fields import Amount, CrossFieldProblem, Currency, DrugCode, Iso3, ReportDate, Text
+from services.validate.rules.fields import (
+    Amount,
+    CrossFieldProblem,
+    Currency,
+    DrugCode,
+    Iso3,
+    ReportDate,
+    Text,
+    as_json,
+)
 from services.validate.rules.reference import conversions
 
 Market = Literal["retail", "wholesale"]
@@ -65,7 +74,7 @@ def normalise(price: Price) -> dict[str, Any]:
     def convert(value: float | None) -> float | None:
         return None if value is None else float(Decimal(repr(value)) * per_gram)
 
-    data = price.model_dump(mode="json")
+    data = as_json(price)
     data["normalised"] = {"per": NORMAL_UNIT, "price_typical": convert(price.price_typical),
                           "price_min": convert(price.price_min), "price_max": convert(price.price_max),
                           "rules": version}

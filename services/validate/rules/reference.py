@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -16,6 +16,8 @@ EARLIEST_DATE = date(1990, 1, 1)
 
 # ISO 4217 codes that name no money at all: a price or an amount in them means nothing.
 _NOT_MONEY = frozenset({"XXX", "XTS"})
+# The timezone furthest ahead: its local date is the latest date anywhere on Earth.
+_FURTHEST_AHEAD = timezone(timedelta(hours=14))
 
 
 @dataclass(frozen=True)
@@ -65,4 +67,4 @@ def currencies() -> frozenset[str]:
 
 def latest_allowed_date() -> date:
     """Today in the timezone furthest ahead (UTC+14): nowhere on Earth is a later date today."""
-    return (datetime.now(UTC) + timedelta(hours=14)).date()
+    return datetime.now(_FURTHEST_AHEAD).date()

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.validate.rules import borders
-from services.validate.rules.fields import Amount, Count, CrossFieldProblem, DrugCode, Iso3, ReportDate, Text
+from services.validate.rules.fields import Amount, Count, CrossFieldProblem, DrugCode, Iso3, ReportDate, Text, as_json
 from services.validate.rules.reference import conversions, drugs
 
 Unit = Literal["kg", "g", "l", "ml", "unit"]
@@ -40,7 +40,9 @@ class _SeizureFields(BaseModel):
     route: Route
     origin: Iso3 | None = None
     destination: Iso3 | None = None
-    transit: Annotated[list[Iso3], Field(max_length=30)] = []
+    # A factory, not `= []`, which pydantic would deep-copy for every seizure; the schema still says [].
+    transit: Annotated[list[Iso3], Field(max_length=30)] = Field(default_factory=list,
+                                                                 json_schema_extra={"default": []})
     agency: Text | None = None
 
 
@@ -115,6 +117,6 @@ def normalise(seizure: Seizure) -> dict[str, Any]:
     version, table = conversions()
     conversion = table[seizure.unit]
     quantity = Decimal(repr(seizure.quantity)) * conversion.factor
-    data = seizure.model_dump(mode="json")
+    data = as_json(seizure)
     data["normalised"] = {"quantity": float(quantity), "unit": conversion.to, "rules": version}
     return data

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from services.validate.rules.fields import CrossFieldProblem, Identifier, Iso3, ReportDate, Text
+from services.validate.rules.fields import CrossFieldProblem, Identifier, Iso3, ReportDate, Text, as_json
 
 Gender = Literal["female", "male", "other", "unknown"]
 Pseudonym = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -95,7 +95,7 @@ def title_key(title: str) -> str:
 
 def normalise(training: Training) -> dict[str, Any]:
     """The validated participation as JSON, plus the course year and a title key for matching courses."""
-    data = training.model_dump(mode="json")
+    data = as_json(training)
     data["normalised"] = {"year": training.starts_on.year, "title_key": title_key(training.course_title)}
     return data
 

@@ -19,6 +19,7 @@ from services.validate.rules.fields import (
     Iso3,
     ReportPeriod,
     Text,
+    as_json,
     period_bounds,
 )
 
@@ -55,6 +56,6 @@ def cross_field_problems(data: dict[str, Any], invalid: set[str]) -> list[CrossF
 def normalise(facility: TreatmentFacility) -> dict[str, Any]:
     """The validated report as JSON, plus its period as year and month and the people in treatment in total."""
     year, month = period_bounds(facility.period)
-    data = facility.model_dump(mode="json")
+    data = as_json(facility)
     data["normalised"] = {"year": year, "month": month, "in_treatment_total": sum(facility.in_treatment.values())}
     return data
