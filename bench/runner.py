@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import platform
@@ -369,21 +368,20 @@ def prepare_cost(envs: list[dict[str, Any]]) -> float:
     from types import SimpleNamespace
 
     from services.ingest.app import prepare
+    from services.ingest.edge import is_plain
     from services.ingest.settings import IngestSettings
+    from shared.auth import Principal
 
     request = SimpleNamespace(headers={})
     settings = IngestSettings()
-    extra: list[Any] = []
-    if "officer" in inspect.signature(prepare).parameters:
-        from shared.auth import Principal
-
-        extra.append(Principal(key_id="bench", role="officer", countries=None, name="bench"))
-    for e in envs[:WARM_UP]:
-        prepare(e, request, settings, *extra)  # type: ignore[arg-type]
+    officer = Principal(key_id="bench", role="officer", countries=None, name="bench")
+    items = [(e, is_plain(orjson.dumps(e))) for e in envs]
+    for e, plain in items[:WARM_UP]:
+        prepare(e, request, settings, officer, plain=plain)
     start = time.perf_counter()
-    for e in envs[WARM_UP:]:
-        prepare(e, request, settings, *extra)  # type: ignore[arg-type]
-    return 1e6 * (time.perf_counter() - start) / len(envs[WARM_UP:])
+    for e, plain in items[WARM_UP:]:
+        prepare(e, request, settings, officer, plain=plain)
+    return 1e6 * (time.perf_counter() - start) / len(items[WARM_UP:])
 
 
 async def validate(b: Bench) -> None:

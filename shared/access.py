@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Authenticator, AuthError, Principal, Role, require_role
@@ -60,14 +61,19 @@ class RateLimited(AuthError):
 
 async def authorise(request: Request, roles: tuple[Role, ...]) -> Principal:
     """The caller's principal, if it holds one of `roles` (401/403/429 otherwise)."""
-    state = request.app.state
+    principal = await check_access(request.app.state, request.headers.get("authorization"), roles)
+    request.state.principal = principal
+    return principal
+
+
+async def check_access(state: State, authorization: str | None, roles: tuple[Role, ...]) -> Principal:
+    """`authorise` for a caller that has the app's state and the Authorization header but no Request."""
     authenticator: Authenticator = state.authenticator
-    principal = await authenticator.authenticate(request.headers.get("authorization"))
+    principal = await authenticator.authenticate(authorization)
     require_role(principal, roles)
     wait = state.rate_limiter.wait_time(principal.key_id)
     if wait > 0:
         raise RateLimited(wait)
-    request.state.principal = principal
     return principal
 
 
@@ -134,6 +140,8 @@ API_ONLY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 ]
+_API_HEADERS = (*SECURITY_HEADERS, *API_ONLY_HEADERS)
+_OTHER_HEADERS = tuple(SECURITY_HEADERS)
 
 
 class SecurityHeaders:
@@ -146,12 +154,11 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        api = scope["path"].startswith("/v1/")
+        added = _API_HEADERS if scope["path"].startswith("/v1/") else _OTHER_HEADERS
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS,
-                                      *(API_ONLY_HEADERS if api else [])]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -134,8 +134,15 @@ class Authenticator:
 
     def __init__(self, store: KeyStore, pepper: bytes, ttl: float = 3.0) -> None:
         self.store, self.pepper, self.ttl = store, pepper, ttl
+        self._keyed = hmac.new(pepper, digestmod=hashlib.sha256)
+        """`_digest`'s HMAC with the pepper's key blocks already hashed: each check copies it."""
         self._cache: dict[str, tuple[float, Document | None]] = {}
         self._lock = asyncio.Lock()
+
+    def _digest(self, secret: str) -> str:
+        keyed = self._keyed.copy()
+        keyed.update(secret.encode())
+        return keyed.hexdigest()
 
     async def _record(self, key_id: str) -> Document | None:
         cached = self._cache.get(key_id)
@@ -157,7 +164,7 @@ class Authenticator:
             raise AuthError(401, "the Authorization header must be `Bearer dmp_<id>_<secret>`", "malformed_key")
         key_id, secret = parsed
         record = await self._record(key_id)
-        if record is None or not hmac.compare_digest(record["hash"], _digest(self.pepper, secret)):
+        if record is None or not hmac.compare_digest(record["hash"], self._digest(secret)):
             raise AuthError(401, "this API key is not known", "unknown_key")
         if record.get("revoked_at") is not None:
             raise AuthError(401, "this API key has been revoked", "revoked_key")

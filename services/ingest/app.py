@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,10 +16,19 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import BaseModel
 
-from services.ingest.edge import BadSubmission, parse_envelope, read_batch_body, read_json_body, sanitise
+from services.ingest.edge import (
+    BadSubmission,
+    Incoming,
+    is_plain,
+    parse_envelope,
+    read_batch_body,
+    read_json_body,
+    sanitise,
+)
+from services.ingest.lane import Handler, SubmissionLane
 from services.ingest.pseudonym import pseudonymise_training
 from services.ingest.settings import IngestSettings
-from shared.access import BEARER_REQUIRED, authorise, declare_bearer_scheme, install_access
+from shared.access import BEARER_REQUIRED, check_access, declare_bearer_scheme, install_access
 from shared.auth import Authenticator, KeyStore, MongoKeyStore, Principal, Role
 from shared.envelope import (
     EVENT_RECEIVED,
@@ -36,6 +46,7 @@ from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, e
 from shared.lifecycle import unless_stopped
 from shared.service import FatalHandler, run
 from shared.store import connect, store_reachable
+from shared.topics import Topics
 from shared.tracing import bind_trace_id
 
 log = logging.getLogger("services.ingest.app")  # not __main__ when run with -m
@@ -109,6 +120,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.state.settings = settings
     app.state.publisher = publisher
     app.state.store_ok = _always_ok
+    lanes: dict[str, Handler] = {}  # filled once the routes are declared
+    app.add_middleware(SubmissionLane, fastapi=app, handlers=lanes)  # innermost: added first
     app.add_middleware(MetricsMiddleware, service="ingest")
     install_error_handler(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
@@ -124,16 +137,16 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
 
     envelope_schema = SubmissionCreate.model_json_schema()
 
-    # The two routes take the request alone and check access themselves: FastAPI's dependency solving
-    # cost more per submission than everything else ingest does (see make bench).
-    @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
-              openapi_extra={**BEARER_REQUIRED, "requestBody": {
-                  "required": True, "content": {"application/json": {"schema": envelope_schema}}}})
-    async def submit(request: Request) -> Response:
-        """Accept one submission; 202 only once the broker has durably acknowledged it."""
-        officer = await authorise(request, OFFICER)
+    async def authorised_officer(request: Incoming) -> Principal:
+        officer = await check_access(app.state, request.headers.get("authorization"), OFFICER)
+        request.scope.setdefault("state", {})["principal"] = officer  # = request.state.principal, as authorise sets
+        return officer
+
+    async def accept_one(request: Incoming) -> Response:
+        officer = await authorised_officer(request)
         publisher: Publisher = app.state.publisher
-        prepared = prepare(await read_json_body(request, settings.max_body_bytes), request, settings, officer)
+        body, raw = await read_json_body(request, settings.max_body_bytes)
+        prepared = prepare(body, request, settings, officer, plain=is_plain(raw))
         bind_trace_id(prepared.trace_id)  # for every log line about this request, errors included
         try:
             await publisher.publish(prepared.outbound.topic, prepared.outbound.key, prepared.outbound.value,
@@ -147,46 +160,67 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
         log_received(prepared, officer)
         return Response(prepared.accepted(), status_code=202, media_type="application/json")
 
+    async def accept_batch(request: Incoming) -> Response:
+        officer = await authorised_officer(request)
+        publisher: Publisher = app.state.publisher
+        items, raw = await read_batch_body(request, settings.max_batch_bytes, settings.max_batch_items)
+        plain = is_plain(raw)
+        # Verdicts are built as plain dicts in BatchItemResult's shape: per item, models cost more than the rest.
+        results: list[dict[str, Any] | None] = []
+        ready: list[tuple[int, Prepared]] = []
+        tally = dict.fromkeys(("received", "invalid", "forbidden", "unavailable"), 0)
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, BadSubmission):
+                    raise item
+                prepared = prepare(item, request, settings, officer, plain=plain)
+            except BadSubmission as exc:
+                item_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+                status = "forbidden" if exc.status == 403 else "invalid"
+                results.append(_verdict(index, item_id, status, errors=exc.errors))
+                tally[status] += 1
+                SUBMISSIONS.labels(item.get("type", "unknown") if isinstance(item, dict) else "unknown",
+                                   "invalid").inc()
+                continue
+            results.append(None)  # its verdict once the broker has answered
+            ready.append((index, prepared))
+        outcomes = await publisher.publish_many([p.outbound for _, p in ready])
+        counts: dict[tuple[str, str, str], int] = {}  # (type, topic, outcome): one count() per group, not per item
+        for (index, prepared), outcome in zip(ready, outcomes, strict=True):
+            if outcome is None:
+                status = "received"
+                results[index] = _verdict(index, prepared.id, status, status_url=prepared.status_url)
+                log_received(prepared, officer)
+            else:
+                status = "unavailable"
+                results[index] = _verdict(index, prepared.id, status, errors=[UNAVAILABLE])
+            tally[status] += 1
+            group = (prepared.envelope.type, prepared.outbound.topic, status)
+            counts[group] = counts.get(group, 0) + 1
+        for (submission_type, topic, status), n in counts.items():
+            count_as(submission_type, topic, status, n)
+        headers = {"Retry-After": str(settings.retry_after_s)} if tally["unavailable"] else None
+        return Response(orjson.dumps({"items": results, **tally}), status_code=207, headers=headers,
+                        media_type="application/json")
+
+    # Both routes are documented and served as declared here; POSTs to them take the fast lane (see
+    # services/ingest/lane.py) to the same handlers, past FastAPI's routing and dependency solving.
+    @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
+              openapi_extra={**BEARER_REQUIRED, "requestBody": {
+                  "required": True, "content": {"application/json": {"schema": envelope_schema}}}})
+    async def submit(request: Request) -> Response:
+        """Accept one submission; 202 only once the broker has durably acknowledged it."""
+        return await accept_one(request)
+
     @app.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, responses=PROBLEMS,
               openapi_extra={**BEARER_REQUIRED, "requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"type": "array", "items": envelope_schema, "maxItems": 1000}},
                   "application/x-ndjson": {"schema": {"type": "string", "description": "one envelope per line"}}}}})
     async def submit_batch(request: Request) -> Response:
         """Accept up to 1,000 submissions; one verdict per item, in order. Received items are in the broker."""
-        officer = await authorise(request, OFFICER)
-        publisher: Publisher = app.state.publisher
-        items = await read_batch_body(request, settings.max_batch_bytes, settings.max_batch_items)
-        # Verdicts are built as plain dicts in BatchItemResult's shape: per item, models cost more than the rest.
-        results: list[dict[str, Any]] = []
-        ready: list[tuple[int, Prepared]] = []
-        for index, item in enumerate(items):
-            try:
-                if isinstance(item, BadSubmission):
-                    raise item
-                prepared = prepare(item, request, settings, officer)
-            except BadSubmission as exc:
-                item_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
-                results.append(_verdict(index, item_id, "forbidden" if exc.status == 403 else "invalid",
-                                        errors=exc.errors))
-                SUBMISSIONS.labels(item.get("type", "unknown") if isinstance(item, dict) else "unknown",
-                                   "invalid").inc()
-                continue
-            results.append(_verdict(index, prepared.id, "pending"))
-            ready.append((index, prepared))
-        outcomes = await publisher.publish_many([p.outbound for _, p in ready])
-        for (index, prepared), outcome in zip(ready, outcomes, strict=True):
-            if outcome is None:
-                results[index] = _verdict(index, prepared.id, "received", status_url=prepared.status_url)
-                count(prepared, "received")
-                log_received(prepared, officer)
-            else:
-                results[index] = _verdict(index, prepared.id, "unavailable", errors=[UNAVAILABLE])
-                count(prepared, "unavailable")
-        tally = {s: sum(r["status"] == s for r in results) for s in ("received", "invalid", "forbidden", "unavailable")}
-        headers = {"Retry-After": str(settings.retry_after_s)} if tally["unavailable"] else None
-        return Response(orjson.dumps({"items": results, **tally}), status_code=207, headers=headers,
-                        media_type="application/json")
+        return await accept_batch(request)
 
+    lanes.update({"/v1/submissions": accept_one, "/v1/submissions/batch": accept_batch})
     app.include_router(health_router(lambda: {"broker": app.state.publisher.ready, "keys": app.state.store_ok}))
     declare_bearer_scheme(app)
     return app
@@ -237,9 +271,13 @@ def check_scope(envelope: SubmissionCreate, officer: Principal) -> None:
                                               msg=f"this key reports for {allowed}, not {country}")])
 
 
-def prepare(body: Any, request: Request, settings: IngestSettings, officer: Principal) -> Prepared:
-    """Check the envelope, pseudonymise what must not leave ingest, and build the received event."""
-    body = sanitise(body)
+def prepare(body: Any, request: Incoming, settings: IngestSettings, officer: Principal, *,
+            plain: bool = False) -> Prepared:
+    """Check the envelope, pseudonymise what must not leave ingest, and build the received event.
+
+    `plain`: the body was parsed from JSON for which `edge.is_plain` holds (its strings need fewer checks).
+    """
+    body = sanitise(body, plain)
     if isinstance(body, dict) and body.get("type") == "training" and isinstance(body.get("data"), dict):
         data, problems = pseudonymise_training(body["data"], settings.pseudonym_key.get_secret_value().encode())
         body = {**body, "data": data}
@@ -252,41 +290,56 @@ def prepare(body: Any, request: Request, settings: IngestSettings, officer: Prin
             raise BadSubmission(422, envelope_problems + problems)
     envelope = parse_envelope(body)
     check_scope(envelope, officer)
-    encoded_size = len(dumps(envelope.data))
+    encoded_data = dumps(envelope.data)
+    encoded_size = len(encoded_data)
     if encoded_size > settings.max_body_bytes:
         raise BadSubmission(413, [ErrorDetail(loc=["body", "data"], type="body_too_large",
                                               msg=f"is {encoded_size} bytes; the limit is {settings.max_body_bytes}")])
     trace_id = trace_id_from(request.headers.get("traceparent")) or new_trace_id()
     now = utcnow()
     submission_id = str(envelope.id)
-    event = received_event(submission_id, envelope, officer.key_id, now, trace_id)
-    outbound = Outbound(settings.topics.received, submission_id, event,
+    event = received_event(submission_id, envelope, officer.key_id, now, trace_id, encoded_data)
+    outbound = Outbound(_received_topic(settings.topic_namespace), submission_id, event,
                         cloudevent_headers(EVENT_RECEIVED, submission_id, trace_id, now))
     return Prepared(envelope, outbound, submission_id, f"{settings.status_base_url}/v1/submissions/{submission_id}",
                     trace_id)
 
 
+@functools.lru_cache(maxsize=16)
+def _received_topic(namespace: str) -> str:
+    """`settings.topics.received`, remembered: the property builds a Topics object per call."""
+    return Topics.under(namespace).received
+
+
 def received_event(submission_id: str, envelope: SubmissionCreate, submitted_by: str, received_at: datetime,
-                   trace_id: str) -> bytes:
-    """The `SubmissionReceived` event as JSON, encoded straight from its fields (the hot path skips the model)."""
+                   trace_id: str, encoded_data: bytes | None = None) -> bytes:
+    """The `SubmissionReceived` event as JSON, encoded straight from its fields (the hot path skips the model);
+    `encoded_data` is `envelope.data` already encoded, if it was."""
+    data = envelope.data if encoded_data is None else orjson.Fragment(encoded_data)
     return orjson.dumps({"id": submission_id, "type": envelope.type, "schema_version": envelope.schema_version,
-                         "data": envelope.data, "submitted_by": submitted_by, "received_at": received_at,
+                         "data": data, "submitted_by": submitted_by, "received_at": received_at,
                          "trace_id": trace_id}, option=orjson.OPT_UTC_Z)
 
 
 def log_received(prepared: Prepared, officer: Principal) -> None:
     """One line per acknowledged submission, carrying the trace id its events carry."""
-    log.info("submission received", extra={"submission_id": prepared.id, "type": prepared.envelope.type,
-                                            "submitted_by": officer.key_id, "trace_id": prepared.trace_id})
+    if log.isEnabledFor(logging.INFO):  # services run at WARNING under load: skip building the extras
+        log.info("submission received", extra={"submission_id": prepared.id, "type": prepared.envelope.type,
+                                                "submitted_by": officer.key_id, "trace_id": prepared.trace_id})
 
 
 _submissions, _produced = labelled(SUBMISSIONS), labelled(EVENTS_PRODUCED)
 
 
 def count(prepared: Prepared, outcome: str) -> None:
-    _submissions(prepared.envelope.type, outcome).inc()
+    count_as(prepared.envelope.type, prepared.outbound.topic, outcome)
+
+
+def count_as(submission_type: str, topic: str, outcome: str, n: int = 1) -> None:
+    """`n` submissions of `submission_type` answered with `outcome`; the received ones were produced to `topic`."""
+    _submissions(submission_type, outcome).inc(n)
     if outcome == "received":
-        _produced("ingest", prepared.outbound.topic).inc()
+        _produced("ingest", topic).inc(n)
 
 
 def main() -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import orjson
-from fastapi import Request
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 from shared.envelope import SUBMISSION_TYPES, ErrorDetail, SubmissionCreate
 from shared.errors import DmpError
@@ -24,11 +25,25 @@ class BadSubmission(DmpError):
         self.errors = errors
 
 
+class Incoming(Protocol):
+    """What reading a submission needs of a request: its headers and its ASGI `receive` (a Starlette
+    `Request` is one; so is ingest's lighter stand-in for the submission routes)."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def receive(self) -> Receive: ...
+
+
 def _problem(status: int, loc: list[str | int], msg: str, code: str) -> BadSubmission:
     return BadSubmission(status, [ErrorDetail(loc=loc, msg=msg, type=code)])
 
 
-def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
+def _content_type(request: Incoming, allowed: tuple[str, ...]) -> str:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in allowed:
         raise _problem(415, ["header", "content-type"],
@@ -36,32 +51,51 @@ def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
     return content_type
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Incoming, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _problem(413, ["body"], f"is {declared} bytes; the limit is {limit}", "body_too_large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _problem(413, ["body"], f"is larger than the limit of {limit} bytes", "body_too_large")
-    if not body:
+    # Request.stream(), without its async generator: most bodies arrive in one message.
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _problem(413, ["body"], f"is larger than the limit of {limit} bytes", "body_too_large")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    if not size:
         raise _problem(400, ["body"], "is empty; send JSON", "empty_body")
-    return bytes(body)
+    return b"".join(chunks)
 
 
-async def read_json_body(request: Request, limit: int) -> Any:
-    """The parsed JSON body; 415 for another content type, 413 past `limit` bytes, 400 if not JSON."""
+def is_plain(body: bytes) -> bool:
+    """True when JSON text is ASCII without escapes or DEL. orjson refuses raw control characters inside
+    strings, so every string parsed from such text is printable ASCII: NFC already, no control characters."""
+    return body.isascii() and b"\\" not in body and b"\x7f" not in body
+
+
+async def read_json_body(request: Incoming, limit: int) -> tuple[Any, bytes]:
+    """The parsed JSON body and its bytes; 415 for another content type, 413 past `limit` bytes, 400 if not JSON."""
     _content_type(request, ("application/json",))
     body = await _read_body(request, limit)
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), body
     except orjson.JSONDecodeError as exc:
         raise _problem(400, ["body"], f"is not valid JSON: {exc}", "invalid_json") from None
 
 
-async def read_batch_body(request: Request, limit: int, max_items: int) -> list[Any | BadSubmission]:
-    """The batch's items: a JSON array, or NDJSON where an unreadable line is that item's error only."""
+async def read_batch_body(request: Incoming, limit: int,
+                          max_items: int) -> tuple[list[Any | BadSubmission], bytes]:
+    """The batch's items and the body's bytes: a JSON array, or NDJSON where an unreadable line is that item's
+    error only."""
     content_type = _content_type(request, ("application/json", "application/x-ndjson"))
     body = await _read_body(request, limit)
     items: list[Any | BadSubmission]
@@ -88,7 +122,7 @@ async def read_batch_body(request: Request, limit: int, max_items: int) -> list[
     if len(items) > max_items:
         raise _problem(413, ["body"], f"holds {len(items)} submissions; at most {max_items} per batch",
                        "batch_too_large")
-    return items
+    return items, body
 
 
 def parse_envelope(value: Any) -> SubmissionCreate:
@@ -97,9 +131,11 @@ def parse_envelope(value: Any) -> SubmissionCreate:
         raise _problem(422, ["body"], f"must be a JSON object (one submission), got {type(value).__name__}",
                        "not_an_object")
     try:
-        return SubmissionCreate.model_validate(value)
+        # SubmissionCreate.model_validate(value), without the wrapper's keyword handling (once per submission).
+        envelope: SubmissionCreate = SubmissionCreate.__pydantic_validator__.validate_python(value)
     except ValidationError as exc:
         raise BadSubmission(422, [_detail(e) for e in exc.errors(include_url=False)]) from None
+    return envelope
 
 
 def _detail(error: Any) -> ErrorDetail:
@@ -119,9 +155,10 @@ def _detail(error: Any) -> ErrorDetail:
 MAX_DEPTH = 16
 MAX_STRING = 10_000
 INT64 = 2**63
+FLOAT_LIMIT = 2.0**63
 
 
-def sanitise(value: Any) -> Any:
+def sanitise(value: Any, plain: bool = False) -> Any:
     """The body with every string in Unicode NFC; 422 naming the path of anything hostile.
 
     Refused: nesting deeper than MAX_DEPTH, strings longer than MAX_STRING, NUL and other control
@@ -130,9 +167,10 @@ def sanitise(value: Any) -> Any:
 
     Almost every body is clean and already NFC: one quick pass proves it and the body is returned
     as it is. Only a body that needs a change or has a problem takes the slower pass that copies
-    it and names every problem's path.
+    it and names every problem's path. `plain` says the value was parsed from JSON for which
+    `is_plain` holds: its strings then need only their length checked.
     """
-    if _clean(value, 0):
+    if _clean(value, 0, plain):
         return value
     problems: list[ErrorDetail] = []
     cleaned = _sanitise(value, ["body"], problems)
@@ -150,23 +188,51 @@ def _clean_text(value: str) -> bool:
             and (value.isascii() or unicodedata.is_normalized("NFC", value)))
 
 
-def _clean(value: Any, depth: int) -> bool:
-    """True when `value` needs no change and breaks no limit (the quick pass of `sanitise`)."""
+def _clean(value: Any, depth: int, plain: bool) -> bool:
+    """True when `value` needs no change and breaks no limit (the quick pass of `sanitise`).
+
+    Containers check their scalar items in line (one call per container, not per value); a
+    container at MAX_DEPTH may hold nothing, as its items would be deeper than allowed.
+    """
     if depth > MAX_DEPTH:
         return False
     kind = type(value)
-    if kind is str:
-        return _clean_text(value)
+    items: Any
     if kind is dict:
-        return all(type(key) is str and key and key[0] != "$" and "." not in key and _clean_text(key)
-                   and _clean(item, depth + 1) for key, item in value.items())
-    if kind is list:
-        return all(_clean(item, depth + 1) for item in value)
-    if kind is int:
+        for key in value:
+            if (type(key) is not str or not key or key[0] == "$" or "." in key
+                    or not (len(key) <= MAX_STRING if plain else _clean_text(key))):
+                return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind is str:
+        return len(value) <= MAX_STRING if plain else _clean_text(value)
+    elif kind is int:
         return bool(-INT64 <= value < INT64)
-    if kind is float:
-        return math.isfinite(value) and abs(value) < 2.0**63
-    return value is None or kind is bool
+    elif kind is float:
+        return bool(-FLOAT_LIMIT < value < FLOAT_LIMIT)  # False for inf and nan too
+    else:
+        return value is None or kind is bool
+    if depth == MAX_DEPTH and value:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if not (len(item) <= MAX_STRING if plain else _clean_text(item)):
+                return False
+        elif kind is int:
+            if not -INT64 <= item < INT64:
+                return False
+        elif kind is float:
+            if not -FLOAT_LIMIT < item < FLOAT_LIMIT:
+                return False
+        elif kind is dict or kind is list:
+            if not _clean(item, depth + 1, plain):
+                return False
+        elif not (item is None or kind is bool):
+            return False
+    return True
 
 
 def _sanitise(value: Any, path: list[str | int], problems: list[ErrorDetail]) -> Any:
