@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from services.validate.transactions import Transactions
 from tests.conftest import Infra
+from tests.integration.test_validate_worker import committed
 
 
 async def topic(infra: Infra) -> str:
@@ -39,8 +38,8 @@ async def test_consecutive_transactions_take_turns_and_commit_in_order(infra: In
         await transactions.close()
     assert used[0] is not used[1]
     assert used[0] is used[2] and used[1] is used[3]
-    got = await committed(infra, name, expected=4)
-    assert got == [b"0", b"1", b"2", b"3"]
+    got = await committed(infra, [name], expected=4)
+    assert [r.value for r in got] == [b"0", b"1", b"2", b"3"]
 
 
 async def test_a_restart_fences_both_producers_and_aborts_what_they_left_open(infra: Infra) -> None:
@@ -60,21 +59,4 @@ async def test_a_restart_fences_both_producers_and_aborts_what_they_left_open(in
                 await successor.close()
     finally:
         await zombie.close()
-    assert await committed(infra, name, expected=1) == [b"committed"]
-
-
-async def committed(infra: Infra, name: str, expected: int, settle_ms: int = 1500) -> list[bytes]:
-    """The committed values on `name`, in order, read until `expected` arrived and nothing more comes."""
-    consumer = AIOKafkaConsumer(name, bootstrap_servers=infra.bootstrap, auto_offset_reset="earliest",
-                                group_id=f"g-{uuid.uuid4().hex}", isolation_level="read_committed")
-    await consumer.start()
-    got: list[bytes] = []
-    try:
-        async with asyncio.timeout(60):
-            while True:
-                batch = await consumer.getmany(timeout_ms=settle_ms if len(got) >= expected else 5000)
-                if not batch and len(got) >= expected:
-                    return got
-                got += [r.value for rs in batch.values() for r in rs if r.value is not None]
-    finally:
-        await consumer.stop()
+    assert [r.value for r in await committed(infra, [name], expected=1)] == [b"committed"]

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from services.validate.settings import ValidateSettings
 from services.validate.worker import ValidateWorker
@@ -16,21 +16,27 @@ from tests.conftest import Infra
 from tests.factories import seizure_data
 
 
-async def decisions(infra: Infra, topics: list[str], expected: int, settle_ms: int = 1500) -> list[dict]:
-    """Every committed event on `topics`, read until `expected` arrived and nothing more comes."""
+async def committed(infra: Infra, topics: list[str], expected: int,
+                    settle_ms: int = 1500) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record on `topics`, read until `expected` arrived and nothing more comes."""
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=infra.bootstrap, auto_offset_reset="earliest",
                                 group_id=f"g-{uuid.uuid4().hex}", isolation_level="read_committed")
     await consumer.start()
-    got: list[dict] = []
+    got: list[ConsumerRecord[bytes, bytes]] = []
     try:
         async with asyncio.timeout(60):
             while True:
                 batch = await consumer.getmany(timeout_ms=settle_ms if len(got) >= expected else 5000)
                 if not batch and len(got) >= expected:
                     return got
-                got += [orjson.loads(r.value) | {"_topic": r.topic} for rs in batch.values() for r in rs]
+                got += [r for rs in batch.values() for r in rs]
     finally:
         await consumer.stop()
+
+
+async def decisions(infra: Infra, topics: list[str], expected: int) -> list[dict]:
+    """Every committed event on `topics`, decoded, with the topic it is on as `_topic`."""
+    return [orjson.loads(r.value or b"") | {"_topic": r.topic} for r in await committed(infra, topics, expected)]
 
 
 async def test_each_received_event_gets_exactly_one_decision_across_a_restart(infra: Infra) -> None:
