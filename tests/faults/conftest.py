@@ -33,6 +33,10 @@ from tests.keys import KeyedStack, insert_key
 PUBLISH_TIMEOUT_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 30.0
+ANSWER_BOUND_S = PUBLISH_TIMEOUT_S + 2.0
+"""No submission waits longer than the publish timeout (plus scheduling slack) for its 503."""
+STOP_BOUND_S = 2 * DRAIN_TIMEOUT_S + 5.0
+"""SIGTERM: in-flight requests, then the batch in hand, each within the drain timeout, then exit."""
 
 
 @dataclass

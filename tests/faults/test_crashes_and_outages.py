@@ -9,8 +9,8 @@ import pytest
 from infra import services
 from tests.conftest import eventually
 from tests.faults.conftest import (
-    DRAIN_TIMEOUT_S,
-    PUBLISH_TIMEOUT_S,
+    ANSWER_BOUND_S,
+    STOP_BOUND_S,
     FaultInfra,
     FaultStack,
     Timeline,
@@ -21,10 +21,6 @@ from tests.faults.conftest import (
 from tests.faults.load import Load
 
 pytestmark = pytest.mark.faults
-
-ANSWER_BOUND_S = PUBLISH_TIMEOUT_S + 2.0
-"""No submission waits longer than the publish timeout (plus scheduling slack) for its 503."""
-STOP_BOUND_S = 2 * DRAIN_TIMEOUT_S + 5.0
 
 
 def test_acknowledged_submissions_are_in_the_views_exactly_once_after_crashes_and_outages(

@@ -15,9 +15,9 @@ from infra import services
 from infra.proc import free_port
 from tests.conftest import eventually
 from tests.faults.conftest import (
-    DRAIN_TIMEOUT_S,
+    ANSWER_BOUND_S,
     FIGURES,
-    PUBLISH_TIMEOUT_S,
+    STOP_BOUND_S,
     FaultInfra,
     FaultStack,
     Timeline,
@@ -28,10 +28,6 @@ from tests.faults.conftest import (
 from tests.faults.load import Load, seizure
 
 pytestmark = pytest.mark.faults
-
-ANSWER_BOUND_S = PUBLISH_TIMEOUT_S + 2.0
-STOP_BOUND_S = 2 * DRAIN_TIMEOUT_S + 5.0
-"""SIGTERM: in-flight requests, then the batch in hand, each within the drain timeout, then exit."""
 
 
 def test_a_cut_link_to_the_broker_answers_503_quickly_and_loses_nothing(
