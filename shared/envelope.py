@@ -7,6 +7,7 @@ submission id, so all versions of one submission stay on one partition, in order
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -154,29 +155,42 @@ def trace_id_from(traceparent_value: str | None) -> str | None:
     return None
 
 
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
+"""A hex digit with its top two bits set to the RFC 4122 variant (10)."""
+
+
 def uuid4_text(random16: bytes) -> str:
     """`str(uuid.UUID(bytes=random16, version=4))`, without building the UUID object (hot: one per event)."""
-    raw = bytearray(random16)
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = random16.hex()  # version 4 replaces digit 12; the variant, the top bits of digit 16
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-_SOURCE = EVENT_SOURCE.encode()
+_SPECVERSION = ("ce_specversion", b"1.0")
+_SOURCE = ("ce_source", EVENT_SOURCE.encode())
+_CONTENT_TYPE = ("content-type", b"application/json")
+
+
+@functools.lru_cache(maxsize=16)
+def _ce_type(event_type: str) -> tuple[str, bytes]:
+    return ("ce_type", event_type.encode())
+
+
+def _iso_bytes(time: datetime) -> bytes:
+    """`time.isoformat().encode()`; for UTC times (every event's) orjson writes the same text faster."""
+    return orjson.dumps(time)[1:-1] if time.tzinfo is UTC else time.isoformat().encode()
 
 
 def cloudevent_headers(event_type: str, subject: str, trace_id: str, time: datetime) -> list[tuple[str, bytes]]:
     """CloudEvents Kafka binding attributes (`ce_*`) plus a W3C `traceparent`."""
     random = os.urandom(24)  # as secrets.token_bytes; one read of it: 16 bytes for the event id, 8 for the span
-    return [
-        ("ce_specversion", b"1.0"),
+    return [  # the constant headers are shared tuples: only four are built per event
+        _SPECVERSION,
         ("ce_id", uuid4_text(random[:16]).encode()),
-        ("ce_type", event_type.encode()),
-        ("ce_source", _SOURCE),
+        _ce_type(event_type),
+        _SOURCE,
         ("ce_subject", subject.encode()),
-        ("ce_time", time.isoformat().encode()),
-        ("content-type", b"application/json"),
+        ("ce_time", _iso_bytes(time)),
+        _CONTENT_TYPE,
         ("traceparent", traceparent(trace_id, random[16:].hex()).encode()),
     ]
 

@@ -1,5 +1,6 @@
 """ingest's fast paths answer exactly as the slow ones: the submission lane as FastAPI's routes, the quick
-sanitising pass on plain JSON as the full one, the precomputed key digest as HMAC, event ids as uuid4."""
+sanitising pass on plain JSON as the full one, the precomputed key digest as HMAC, event ids as uuid4, envelopes
+read without the model as with it, the received event as orjson encodes it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -16,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from services.ingest.app import create_app
-from services.ingest.edge import BadSubmission, is_plain, sanitise
+from services.ingest import edge
+from services.ingest.app import create_app, received_event
+from services.ingest.edge import BadSubmission, Envelope, is_plain, parse_envelope, read_envelope, sanitise
 from services.ingest.lane import SubmissionLane
 from services.ingest.settings import IngestSettings
 from shared.auth import Authenticator, InMemoryKeyStore, _digest
@@ -151,3 +154,69 @@ def test_event_ids_are_the_uuid4_the_uuid_module_makes_of_the_same_bytes() -> No
     assert uuid.UUID(headers["ce_id"].decode()).version == 4
     assert trace_id_from(headers["traceparent"].decode()) == TRACE
     assert headers["traceparent"] != dict(cloudevent_headers(EVENT_RECEIVED, "s", TRACE, utcnow()))["traceparent"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values, ascii_only=st.booleans())
+def test_remembered_keys_change_no_outcome(value: Any, ascii_only: bool) -> None:
+    raw = json.dumps({"data": value}, ensure_ascii=ascii_only).encode()
+    parsed, plain = orjson.loads(raw), is_plain(raw)
+    edge._GOOD_KEYS.clear()
+    cold = outcome(parsed, plain)
+    assert outcome(parsed, plain) == outcome(parsed, False) == cold  # its clean keys are remembered now
+    assert all(type(key) is str and key and edge._clean_text(key) and key[0] != "$" and "." not in key
+               for key in edge._GOOD_KEYS)
+
+
+def model_outcome(value: Any) -> Any:
+    try:
+        parsed = parse_envelope(value)
+    except BadSubmission as exc:
+        return "refused", exc.status, [e.model_dump() for e in exc.errors]
+    return "read", Envelope(str(parsed.id), parsed.type, parsed.schema_version, parsed.data)
+
+
+def read_outcome(value: Any) -> Any:
+    try:
+        return "read", read_envelope(value)
+    except BadSubmission as exc:
+        return "refused", exc.status, [e.model_dump() for e in exc.errors]
+
+
+submission_ids = st.uuids().flatmap(lambda u: st.sampled_from([
+    str(u), str(u).upper(), u.hex, f"{{{u}}}", f"urn:uuid:{u}", str(u)[:-1], f" {u}", str(u).replace("-", "_")]))
+envelope_fields = st.fixed_dictionaries({}, optional={
+    "id": submission_ids | st.sampled_from([None, 7, "", "00000000-0000-0000-0000-000000000000"]),
+    "type": st.sampled_from([*edge.SCHEMA_VERSIONS, "sizure", "Seizure", None, 1, ["price"]]),
+    "schema_version": st.sampled_from([1, 2, 3, 0, -1, True, False, 1.0, 2.5, "1", None, [1]]),
+    "data": st.sampled_from([{}, {"country": "AFG"}, [], None, "x", {"nested": {"a": [1]}}]),
+    "extra": st.just(1),
+})
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=envelope_fields | json_values)
+def test_envelopes_are_read_without_the_model_exactly_as_with_it(value: Any) -> None:
+    assert read_outcome(value) == model_outcome(value)
+
+
+@pytest.mark.parametrize("submitted_by", ["k3y", 'a"b\\c', "Ünye\u2028", "\x00\x1f"])
+@pytest.mark.parametrize("trace_id", [TRACE, "+" + TRACE[1:], "\t" + TRACE[1:]])
+@pytest.mark.parametrize("microsecond", [0, 1, 999_999])
+def test_the_received_event_is_what_orjson_makes_of_its_fields(submitted_by: str, trace_id: str,
+                                                                microsecond: int) -> None:
+    for body in (envelope(place="Ünye — Çarşı", quantity=12.5), {**envelope(), "schema_version": 2}):
+        read = read_envelope(body)
+        at = datetime(2024, 2, 29, 23, 59, 59, microsecond, tzinfo=UTC)
+        expected = orjson.dumps({"id": read.id, "type": read.type, "schema_version": read.schema_version,
+                                 "data": read.data, "submitted_by": submitted_by, "received_at": at,
+                                 "trace_id": trace_id}, option=orjson.OPT_UTC_Z)
+        assert received_event(read, submitted_by, at, trace_id) == expected
+        assert received_event(read, submitted_by, at, trace_id, orjson.dumps(read.data)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(time=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]))
+       | st.datetimes())
+def test_the_event_time_header_is_the_time_in_iso_8601(time: datetime) -> None:
+    assert dict(cloudevent_headers(EVENT_RECEIVED, "s", TRACE, time))["ce_time"] == time.isoformat().encode()
