@@ -173,12 +173,15 @@ async def watch_group(bootstrap: str, group: str, topic: str, target: int, timeo
 async def passthrough(bootstrap: str, topics: Topics, group: str, transactional_id: str, max_batch: int,
                       target: int, timing: list[float] | None = None) -> None:
     """validate's loop without validation: consume received, copy each record to validated, offsets in the
-    same transaction. Same consumer (shared.kafka.build_consumer), transactions (two producers in turn) and
-    batch size.
+    same transaction. Same consumer (shared.kafka.build_consumer), transactions (two producers in turn),
+    batch size and gathering.
     Appends each batch's seconds (transaction begin to commit) to `timing`."""
-    consumer = build_consumer(bootstrap, [topics.received], group, max_poll_records=max_batch)
+    from services.validate.settings import ValidateSettings
     from services.validate.transactions import Transactions
 
+    settings = ValidateSettings()
+    consumer = build_consumer(bootstrap, [topics.received], group, max_poll_records=max_batch,
+                              gather_ms=settings.gather_ms, gather_bytes=settings.gather_bytes)
     transactions = Transactions(bootstrap, transactional_id)
     await transactions.start()
     await consumer.start()

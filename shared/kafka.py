@@ -307,8 +307,13 @@ async def wait_for_leaders(admin: AIOKafkaAdminClient, topics: Sequence[str], ti
 
 
 def build_consumer(bootstrap_servers: str, topics: Sequence[str], group_id: str,
-                   max_poll_records: int = 500) -> AIOKafkaConsumer:
-    """A consumer that commits by hand and only sees committed transactional data."""
+                   max_poll_records: int = 500, gather_ms: int = 0, gather_bytes: int = 1) -> AIOKafkaConsumer:
+    """A consumer that commits by hand and only sees committed transactional data.
+
+    With `gather_ms`, the broker holds each fetch until `gather_bytes` have arrived or that long has
+    passed, so a slow trickle comes in batches instead of one record each (Kafka's fetch.max.wait.ms
+    and fetch.min.bytes).
+    """
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap_servers,
@@ -319,4 +324,5 @@ def build_consumer(bootstrap_servers: str, topics: Sequence[str], group_id: str,
         max_poll_records=max_poll_records,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
+        **({"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": gather_bytes} if gather_ms else {}),
     )

@@ -15,6 +15,10 @@ class ValidateSettings(ServiceSettings):
     group_id: str = "dmp-validate"
     transactional_id: str = "dmp-validate-0"
     max_batch: int = 500
+    gather_ms: int = Field(100, ge=0, description="How long the broker may hold a fetch to gather a batch "
+                                                  "(0: answer as soon as one event is there).")
+    gather_bytes: int = Field(262_144, ge=1, description="A fetch is answered at once when this much has "
+                                                         "arrived.")
     producer_start_timeout_s: float = Field(15.0, gt=0, description="Longest wait for the transactional producer "
                                                                     "to connect (at start and after a failure).")
     producer_close_timeout_s: float = Field(5.0, gt=0, description="Longest wait for a producer to deliver what it "

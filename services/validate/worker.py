@@ -38,7 +38,8 @@ class ValidateWorker(BatchWorker):
 
     def make_consumer(self) -> AIOKafkaConsumer:
         return build_consumer(self.settings.kafka_bootstrap_servers, [self.topics.received], self.settings.group_id,
-                              max_poll_records=self.settings.max_batch)
+                              max_poll_records=self.settings.max_batch, gather_ms=self.settings.gather_ms,
+                              gather_bytes=self.settings.gather_bytes)
 
     async def open(self) -> None:
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
