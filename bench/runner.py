@@ -220,6 +220,19 @@ class Bench:
             base["store"] = self.store.pid
         return CpuProbe({**base, **pids})
 
+    async def quiet(self, below: float = 0.15, timeout: float = 30.0) -> float:
+        """Wait until the broker and the store together use less than `below` of a core over a second (they
+        may still be digesting what the last run left them), at most `timeout` s; returns the seconds waited."""
+        probe = self.probe()
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            before = probe.snapshot()
+            await asyncio.sleep(1.0)
+            shares = CpuProbe.share(before, probe.snapshot(), 1.0)
+            if shares.get("broker", 0.0) + shares.get("store", 0.0) < below:
+                break
+        return time.perf_counter() - started
+
     def cpu(self, stage: str, side: str, shares: dict[str, float]) -> None:
         self.cpu_shares.setdefault(stage, {}).setdefault(side, []).append(shares)
 
@@ -705,6 +718,9 @@ async def run_point(b: Bench, tag: str, rate: float, seconds: float, drain: floa
     """Run the three services on a fresh namespace and database, submit at `rate`/s open loop for `seconds`,
     and follow a sample of the submissions until they are visible (see `open_loop`)."""
     o = b.opts
+    waited = await b.quiet()
+    if waited > 1.5:
+        log(f"{tag}: waited {waited:.0f}s for the broker and the store to settle")
     ns = b.namespace(tag)
     await ensure_topics(b.bootstrap, Topics.under(ns).all(), PARTITIONS)
     auth = await asyncio.to_thread(b.keys, ns)
