@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 RECEIVED = "dmp.submissions.received.v1"
@@ -18,8 +19,11 @@ class Topics:
     rejected: str = REJECTED
 
     @classmethod
+    @functools.lru_cache(maxsize=64)
     def under(cls, namespace: str) -> Topics:
-        """Topics named `<namespace>.<contract name>`; the contract names when namespace is empty."""
+        """Topics named `<namespace>.<contract name>`; the contract names when namespace is empty.
+
+        Remembered (the value is immutable): services ask for it per event through their settings."""
         if not namespace:
             return cls()
         return cls(f"{namespace}.{RECEIVED}", f"{namespace}.{VALIDATED}", f"{namespace}.{REJECTED}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -47,7 +46,6 @@ from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, e
 from shared.lifecycle import unless_stopped
 from shared.service import FatalHandler, run
 from shared.store import connect, store_reachable
-from shared.topics import Topics
 from shared.tracing import bind_trace_id
 
 log = logging.getLogger("services.ingest.app")  # not __main__ when run with -m
@@ -187,13 +185,11 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
             ready.append((index, prepared))
         outcomes = await publisher.publish_many([p.outbound for _, p in ready])
         counts: dict[tuple[str, str, str], int] = {}  # (type, topic, outcome): one count() per group, not per item
-        logging_received = log.isEnabledFor(logging.INFO)  # asked once, not per item
         for (index, prepared), outcome in zip(ready, outcomes, strict=True):
             if outcome is None:
                 status = "received"
                 results[index] = _verdict(index, prepared.id, status, status_url=prepared.status_url)
-                if logging_received:
-                    log_received(prepared, officer)
+                log_received(prepared, officer)
             else:
                 status = "unavailable"
                 results[index] = _verdict(index, prepared.id, status, errors=[UNAVAILABLE])
@@ -301,16 +297,10 @@ def prepare(body: Any, request: Incoming, settings: IngestSettings, officer: Pri
     now = utcnow()
     submission_id = envelope.id
     event = received_event(envelope, officer.key_id, now, trace_id, encoded_data)
-    outbound = Outbound(_received_topic(settings.topic_namespace), submission_id, event,
+    outbound = Outbound(settings.topics.received, submission_id, event,
                         cloudevent_headers(EVENT_RECEIVED, submission_id, trace_id, now))
     return Prepared(envelope, outbound, submission_id, f"{settings.status_base_url}/v1/submissions/{submission_id}",
                     trace_id)
-
-
-@functools.lru_cache(maxsize=16)
-def _received_topic(namespace: str) -> str:
-    """`settings.topics.received`, remembered: the property builds a Topics object per call."""
-    return Topics.under(namespace).received
 
 
 _RECEIVED_EVENT = (b'{"id":"%s","type":"%s","schema_version":%d,"data":%s,"submitted_by":%s,"received_at":%s,'
