@@ -527,7 +527,7 @@ async def aggregate(b: Bench) -> None:
                             f"≤{max_batch}): {batch_shares(parts)}")
     plan = await asyncio.to_thread(explain_by_id, b.store.url, f"dmp_{b.namespace(f'a{o.rounds - 1}c')}")
     if plan:
-        b.note("aggregate", f"store query plan for find {{_id: …}}: {plan}")
+        b.note("aggregate", f"store query plan for find {{_id: {{$in: […]}}}}: {plan}")
         b.extra["store_plan_by_id"] = plan
 
 
@@ -561,7 +561,7 @@ def count_documents(url: str, database: str, collection: str) -> int:
 
 
 def explain_by_id(url: str, database: str) -> str | None:
-    """How the store runs a find by _id (FerretDB answers with its SQLite plan)."""
+    """How the store runs aggregate's reads, a find of `_id`s (FerretDB answers with its SQLite plan)."""
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
@@ -570,7 +570,7 @@ def explain_by_id(url: str, database: str) -> str | None:
         doc = client[database]["submissions"].find_one()
         if doc is None:
             return None
-        plan = client[database].command("explain", {"find": "submissions", "filter": {"_id": doc["_id"]}})
+        plan = client[database].command("explain", {"find": "submissions", "filter": {"_id": {"$in": [doc["_id"]]}}})
         return str(plan.get("queryPlanner", {}).get("Plan") or plan.get("queryPlanner", {}).get("winningPlan"))
     except PyMongoError:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -74,9 +75,39 @@ ID_LOOKUP_FIX = ("internal/backends/sqlite/metadata/metadata.go",
                  'IDColumn = DefaultColumn + "->\'$._id\'"',
                  'IDColumn = DefaultColumn + `->"_id"`')
 
+# It pushes `{_id: value}` down to SQLite but scans the table for `{_id: {$in: [...]}}`, so reading a
+# batch's documents took one round trip per document. infra/ferretdb/id_in.go pushes `$in` of
+# strings and ObjectIDs down to the same index; these hook it in after the equality case, in queries
+# and in `explain` alike.
+ID_IN_PUSHDOWN = (("internal/backends/sqlite/collection.go",
+                   "\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)",
+                   "\tif whereClause == \"\" {\n\t\twhereClause, args = idInClause(params.Filter)\n\t}\n\n"
+                   "\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)"),
+                  ("internal/backends/sqlite/collection.go",
+                   "\torderByClause := prepareOrderByClause(params.Sort)\n",
+                   "\tif whereClause == \"\" {\n\t\twhereClause, args = idInClause(params.Filter)\n"
+                   "\t\tfilterPushdown = whereClause != \"\"\n\t}\n\n"
+                   "\torderByClause := prepareOrderByClause(params.Sort)\n"))
+FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN)
+ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / "id_in.go": "internal/backends/sqlite/id_in.go"}
+
 
 def ferretdb_binary() -> Path:
-    return TOOLS / f"ferretdb-{FERRETDB_VERSION}-idfix" / "ferretdb"
+    """The build's folder is named after its changes, so changing them builds FerretDB again."""
+    changes = hashlib.sha256(repr(FERRETDB_CHANGES).encode())
+    for source in ADDED_SOURCES:
+        changes.update(source.read_bytes())
+    return TOOLS / f"ferretdb-{FERRETDB_VERSION}-{changes.hexdigest()[:10]}" / "ferretdb"
+
+
+def patch_ferretdb(src: Path) -> None:
+    for path, old, new in FERRETDB_CHANGES:
+        source = (src / path).read_text()
+        if source.count(old) != 1:
+            raise InfraError(f"FerretDB source changed: cannot apply a change to {path}")
+        (src / path).write_text(source.replace(old, new))
+    for added, target in ADDED_SOURCES.items():
+        shutil.copyfile(added, src / target)
 
 
 def ensure_ferretdb() -> Path:
@@ -101,11 +132,7 @@ def ensure_ferretdb() -> Path:
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
     (src / "build" / "version" / "version.txt").write_text(f"v{FERRETDB_VERSION}\n")
-    fixed, old, new = ID_LOOKUP_FIX
-    source = (src / fixed).read_text()
-    if old not in source:
-        raise InfraError(f"FerretDB source changed: cannot apply the _id lookup fix to {fixed}")
-    (src / fixed).write_text(source.replace(old, new))
+    patch_ferretdb(src)
     binary.parent.mkdir(parents=True, exist_ok=True)
     built = subprocess.run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"],
                            capture_output=True, text=True, env=env, check=False, cwd=src)

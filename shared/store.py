@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Container, Sequence
 from typing import Any
 
@@ -33,6 +34,22 @@ async def bulk_write(collection: Any, operations: Sequence[Any]) -> None:
     """Unordered bulk writes of at most BULK_CHUNK operations each, one after another."""
     for start in range(0, len(operations), BULK_CHUNK):
         await collection.bulk_write(list(operations[start:start + BULK_CHUNK]), ordered=False)
+
+
+ID_CHUNK = 500
+"""Most `_id`s per lookup. Well under the 1,000 FerretDB's `$in` push-down takes (infra/ferretdb/id_in.go)."""
+
+
+async def find_by_id(collection: Any, ids: Sequence[Any]) -> list[Document]:
+    """The stored documents among `ids`: one `$in` lookup per ID_CHUNK, all in flight together.
+
+    Each answer is one batch, so a lookup is one round trip; MongoDB and the FerretDB built here both
+    serve it from the `_id` index.
+    """
+    chunks = [ids[start:start + ID_CHUNK] for start in range(0, len(ids), ID_CHUNK)]
+    found = await asyncio.gather(*(collection.find({"_id": {"$in": chunk}}, batch_size=len(chunk)).to_list()
+                                   for chunk in chunks))
+    return [doc for docs in found for doc in docs]
 
 
 DUPLICATE_KEY = 11000

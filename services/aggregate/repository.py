@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 from pymongo import AsyncMongoClient, UpdateOne
 
 from services.aggregate.projection import merge_shards
-from shared.store import Document, bulk_write, store_documents
+from shared.store import Document, bulk_write, find_by_id, store_documents
 
 VIEWS = ("seizures", "routes", "map", "prices", "financial", "treatment", "courses", "trainees", "repeats")
 RANGE = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
@@ -267,13 +267,14 @@ class MongoRepository:
                 await self.view(view).create_index([(name, 1) for name in fields])
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
-        found = await asyncio.gather(*(self.submissions.find_one({"_id": i}) for i in ids))
-        return {d["_id"]: d for d in found if d is not None}
+        return {d["_id"]: d for d in await find_by_id(self.submissions, list(ids))}
 
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]:
-        keys = list(keys)
-        found = await asyncio.gather(*(self.view(v).find_one({"_id": k}) for v, k in keys))
-        return {key: doc for key, doc in zip(keys, found, strict=True) if doc is not None}
+        by_view: dict[str, list[str]] = {}
+        for view, key in keys:
+            by_view.setdefault(view, []).append(key)
+        found = await asyncio.gather(*(find_by_id(self.view(v), ids) for v, ids in by_view.items()))
+        return {(view, d["_id"]): d for view, docs in zip(by_view, found, strict=True) for d in docs}
 
     async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         by_view: dict[str, list[Document]] = {}

@@ -1,0 +1,47 @@
+"""Reading documents by `_id` in bulk, on the real store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from shared.store import ID_CHUNK, connect, find_by_id
+from tests.conftest import Infra
+
+
+@pytest.fixture
+async def collection(infra: Infra) -> AsyncIterator[Any]:
+    client = connect(infra.mongodb_url, "tests")
+    database = f"lookup_{uuid.uuid4().hex[:10]}"
+    try:
+        yield client[database]["docs"]
+    finally:
+        await client.drop_database(database)
+        await client.close()
+
+
+async def test_find_by_id_returns_exactly_the_stored_documents_among_the_ids(collection: Any) -> None:
+    stored = [{"_id": f"s-{i:05d}", "n": i} for i in range(0, 3 * ID_CHUNK, 2)]
+    await collection.insert_many(stored)
+    asked = [f"s-{i:05d}" for i in range(3 * ID_CHUNK)]  # every other one is missing; three chunks' worth
+
+    found = await find_by_id(collection, asked)
+
+    assert sorted(found, key=lambda d: d["_id"]) == stored
+    assert await find_by_id(collection, []) == []
+
+
+async def test_a_lookup_of_many_ids_is_served_by_the_id_index(infra: Infra, collection: Any) -> None:
+    await collection.insert_many([{"_id": f"s-{i}"} for i in range(50)])
+    filter_ = {"_id": {"$in": [f"s-{i}" for i in range(0, 50, 7)]}}
+
+    plan = await collection.database.command("explain", {"find": collection.name, "filter": filter_})
+
+    if infra.engine == "ferretdb":  # FerretDB answers with SQLite's plan
+        assert plan["filterPushdown"] is True
+        assert any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan
+    else:
+        assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), plan
