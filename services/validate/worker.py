@@ -22,6 +22,8 @@ from shared.worker import Batch, BatchWorker, last_offsets
 log = logging.getLogger(__name__)
 
 DECISIONS = Counter("dmp_validate_decisions_total", "Submissions decided", ["type", "outcome"])
+
+
 class ValidateWorker(BatchWorker):
     """Each batch's events and its consumer offsets are committed in one Kafka transaction."""
 
