@@ -103,8 +103,9 @@ def table(report: Mapping[str, Any]) -> Table:
         out.add_row(name, "n/a" if ratio is None else f"{ratio:.2f}", f"≥ {goal:.2f}", met(ratio, goal, True), detail)
     latency = report["latency_ms"]
     run = absolute.get("e2e")
+    runs = f" in {run['rounds']} runs" if run and run.get("rounds", 1) > 1 else ""
     detail = (f"202 → validated in GET; {run.get('followed', 0)} followed of {run.get('submissions', 0)} sent "
-              f"at {run.get('rate_per_s', 0):,.1f}/s open loop" if run else "not measured")
+              f"at {run.get('rate_per_s', 0):,.1f}/s open loop{runs}" if run else "not measured")
     if run and run.get("max_sustained_per_s"):
         detail += (f" (half the maximum sustained rate of single POSTs, {_rate(run.get('max_sustained_per_s'))}; "
                    f"a backlog drains at {_rate(run.get('backlog_drain_per_s'))})")

@@ -752,21 +752,36 @@ async def run_point(b: Bench, tag: str, rate: float, seconds: float, drain: floa
 
 
 async def e2e_point(b: Bench, tag: str, rate: float, seconds: float) -> dict[str, Any]:
-    """The e2e figures at one rate: latency percentiles, CPU and each consumer's batches."""
+    """The e2e figures at one rate, over `rounds` runs with their samples pooled (a slow moment of the machine
+    weighs in as it happened, but does not stand for the whole figure): latency percentiles, CPU and each
+    consumer's batches."""
     o = b.opts
-    result = await run_point(b, tag, rate, seconds, drain=o.e2e_drain)
-    cpu, scraped, n = result["cpu"], result["scraped"], result["submissions"]
-    samples = [latency for _, latency in result["visible"]] + result["censored"]
+    results = [await run_point(b, f"{tag}{r}", rate, seconds, drain=o.e2e_drain) for r in range(o.rounds)]
+    per_round = []
+    for r, result in enumerate(results):
+        samples = [latency for _, latency in result["visible"]] + result["censored"]
+        per_round.append((report.percentile(samples, 50) or 0.0, report.percentile(samples, 99) or 0.0))
+        log(f"e2e round {r + 1} at {rate:,.1f}/s: p50 {per_round[-1][0]:,.0f} ms, p99 {per_round[-1][1]:,.0f} ms "
+            f"({len(samples)} followed, {len(result['censored'])} not visible after {o.e2e_drain:.0f}s of drain)")
+    samples = [latency for result in results for _, latency in result["visible"]]
+    censored = sum(len(result["censored"]) for result in results)
+    samples += [latency for result in results for latency in result["censored"]]
+    acks = [ack for result in results for ack in result["ack"]]
     p50, p99 = report.percentile(samples, 50), report.percentile(samples, 99)
-    censored = len(result["censored"])
-    summary = {"rate_per_s": round(rate, 1), "submissions": n, "followed": len(samples),
-               "not_visible": censored, "failed_posts": result["failed"],
-               "achieved_per_s": round(result["achieved"], 1),
+    log(f"e2e at {rate:,.1f}/s, {len(results)} runs pooled: p50 {p50 or 0:,.0f} ms, p99 {p99 or 0:,.0f} ms")
+    cpu = {name: round(sum(result["cpu"].get(name, 0.0) for result in results) / len(results), 2)
+           for name in {name for result in results for name in result["cpu"]}}
+    scraped = {name: _summed([result["scraped"][name] for result in results]) for name in results[0]["scraped"]}
+    summary = {"rate_per_s": round(rate, 1), "rounds": len(results),
+               "submissions": sum(result["submissions"] for result in results), "followed": len(samples),
+               "not_visible": censored, "failed_posts": sum(result["failed"] for result in results),
+               "achieved_per_s": round(min(result["achieved"] for result in results), 1),
                "p50_is_lower_bound": censored > 0.5 * len(samples) if samples else False,
                "p99_is_lower_bound": censored > 0.01 * len(samples) if samples else False,
+               "per_round_p50_p99_ms": [[round(a), round(z)] for a, z in per_round],
                "cpu_cores": cpu}
-    log(f"e2e at {rate:,.1f}/s: p50 {p50 or 0:,.0f} ms, p99 {p99 or 0:,.0f} ms ({len(samples)} followed, "
-        f"{censored} not visible after {o.e2e_drain:.0f}s of drain)")
+    b.note("e2e", f"at {rate:,.1f}/s, {len(results)} runs of {seconds:g}s pooled: p99 per run "
+                  + ", ".join(f"{z:,.0f}" for _, z in per_round) + " ms")
     b.note("e2e", f"at {rate:,.1f}/s: CPU " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu.items(),
                                                                                          key=lambda kv: -kv[1]))
            + " cores" + (f"; {censored} of {len(samples)} followed submissions not visible after "
@@ -779,8 +794,17 @@ async def e2e_point(b: Bench, tag: str, rate: float, seconds: float) -> dict[str
     parts = aggregate_parts(scraped["aggregate"])
     if parts["batch"]:
         b.note("e2e", f"at {rate:,.1f}/s, of aggregate's batch time: {batch_shares(parts)}")
-    return {"p50": p50, "p99": p99, "ack_p50": report.percentile(result["ack"], 50),
-            "ack_p99": report.percentile(result["ack"], 99), "summary": summary}
+    return {"p50": p50, "p99": p99, "ack_p50": report.percentile(acks, 50),
+            "ack_p99": report.percentile(acks, 99), "summary": summary}
+
+
+def _summed(scrapes: list[dict[str, float]]) -> dict[str, float]:
+    """Several runs' metrics as one (counters and histogram sums add up)."""
+    total: dict[str, float] = {}
+    for scrape in scrapes:
+        for key, value in scrape.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
 
 
 def batches_of(m: dict[str, float], service: str) -> dict[str, float]:
