@@ -1,12 +1,14 @@
-"""Reading documents by `_id` in bulk, on the real store."""
+"""Reading and replacing documents by `_id` in bulk, on the real store."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pymongo import ReplaceOne
 
 from shared.store import ID_CHUNK, connect, find_by_id
 from tests.conftest import Infra
@@ -45,3 +47,17 @@ async def test_a_lookup_of_many_ids_is_served_by_the_id_index(infra: Infra, coll
         assert any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan
     else:
         assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), plan
+
+
+async def test_one_update_command_replaces_hundreds_of_documents(infra: Infra, collection: Any) -> None:
+    """The store takes more replacements in one command than shared.store.BULK_CHUNK sends (on FerretDB, a
+    build without the cursor fix in infra/store.py stops answering here: the client times out)."""
+    await collection.insert_many([{"_id": f"s-{i:04d}", "n": i} for i in range(300)])
+    replacements = [ReplaceOne({"_id": f"s-{i:04d}"}, {"n": -i, "v": 2}, upsert=True) for i in range(300)]
+    replacements.append(ReplaceOne({"_id": "s-new"}, {"n": 1, "v": 2}, upsert=True))
+
+    result = await asyncio.wait_for(collection.bulk_write(replacements, ordered=False), timeout=30)
+
+    assert (result.matched_count, result.modified_count, result.upserted_count) == (300, 300, 1)
+    assert await collection.count_documents({"v": 2}) == 301
+    assert await collection.find_one({"_id": "s-0123"}) == {"_id": "s-0123", "n": -123, "v": 2}
