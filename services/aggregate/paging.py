@@ -18,8 +18,11 @@ from shared.store import Document
 PAGE_MAX = 1000
 
 
-def get_repository(request: Request) -> Repository:
-    """The live generation's repository (it changes when a rebuild is swapped in), or the one given to the app."""
+async def get_repository(request: Request) -> Repository:
+    """The live generation's repository (it changes when a rebuild is swapped in), or the one given to the app.
+
+    Async although it never waits: FastAPI runs a plain function dependency in a worker thread, a hand-off
+    that cost every status read more than the rest of its work."""
     live = request.app.state.live
     repository: Repository | None = live.repository if live is not None else request.app.state.repository
     if repository is None:
