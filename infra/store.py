@@ -110,8 +110,21 @@ RESOURCE_TRACKING_OFF = tuple(
      f"func {name}(obj any, token *Token) {{\n\tcheckArgs(obj, token)\n"
      "\n\tif !debugbuild.Enabled {\n\t\treturn\n\t}\n")
     for name in ("Track", "Untrack"))
-FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF)
-ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / "id_in.go": "internal/backends/sqlite/id_in.go"}
+
+# Each statement of an `update` command is a lookup and a SQLite transaction of its own, and every
+# transaction also rewrites the collection's secondary indexes: 20 replacements in each of three view
+# collections took 58-64 ms. infra/ferretdb/update_by_id.go serves a command whose statements each replace
+# (or upsert) one document by a distinct string or ObjectID `_id` with one `$in` lookup and one transaction
+# (21-23 ms); each statement is still applied by FerretDB's own code. Any other command goes on as before.
+UPDATE_BY_ID = ("internal/handler/msg_update.go",
+                "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)",
+                "\tif c, err := db.Collection(params.Collection); err == nil {\n"
+                "\t\tif m, mod, ups, done, err := h.updateByID(ctx, c, params); done {\n"
+                "\t\t\treturn m, mod, ups, err\n\t\t}\n\t}\n\n"
+                "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)")
+FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF, UPDATE_BY_ID)
+ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / "id_in.go": "internal/backends/sqlite/id_in.go",
+                 Path(__file__).parent / "ferretdb" / "update_by_id.go": "internal/handler/update_by_id.go"}
 
 
 def ferretdb_binary() -> Path:

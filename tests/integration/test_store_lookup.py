@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import ReplaceOne
+from pymongo import ReplaceOne, UpdateOne
 
 from shared.store import ID_CHUNK, connect, find_by_id
 from tests.conftest import Infra
@@ -61,3 +61,17 @@ async def test_one_update_command_replaces_hundreds_of_documents(infra: Infra, c
     assert (result.matched_count, result.modified_count, result.upserted_count) == (300, 300, 1)
     assert await collection.count_documents({"v": 2}) == 301
     assert await collection.find_one({"_id": "s-0123"}) == {"_id": "s-0123", "n": -123, "v": 2}
+
+
+async def test_replacements_by_id_mixed_with_other_updates_apply_in_order(collection: Any) -> None:
+    """Commands the FerretDB build's one-lookup path does not take (an `_id` twice, an operator, another
+    filter) are applied statement by statement, as before."""
+    await collection.insert_many([{"_id": f"s-{i}", "n": i, "tag": "a"} for i in range(5)])
+
+    await collection.bulk_write([ReplaceOne({"_id": "s-1"}, {"n": 10}), ReplaceOne({"_id": "s-1"}, {"n": 11})])
+    await collection.bulk_write([ReplaceOne({"_id": "s-2"}, {"n": 20}), UpdateOne({"_id": "s-3"}, {"$inc": {"n": 30}}),
+                                 ReplaceOne({"n": 4}, {"n": 40}), ReplaceOne({"_id": "s-9"}, {"n": 90}, upsert=True)])
+
+    assert [d async for d in collection.find({}, {"_id": 1, "n": 1}).sort("_id", 1)] == [
+        {"_id": "s-0", "n": 0}, {"_id": "s-1", "n": 11}, {"_id": "s-2", "n": 20}, {"_id": "s-3", "n": 33},
+        {"_id": "s-4", "n": 40}, {"_id": "s-9", "n": 90}]
