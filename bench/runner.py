@@ -791,6 +791,15 @@ async def e2e_point(b: Bench, tag: str, rate: float, seconds: float) -> dict[str
         f"{name} {c['batches']:,.0f} batches of {c['mean_size']:.1f} events, {c['mean_ms']:,.0f} ms each"
         for name, c in consumers.items() if c["batches"]))
     summary["consumers"] = consumers
+    split = [(d, total - d) for result in results
+             for (_, total), d in zip(result["visible"], result["decided"], strict=True) if d is not None]
+    decided, after = [d for d, _ in split], [a for _, a in split]
+    if split:
+        before = [round(report.percentile(decided, q) or 0) for q in (50, 99)]
+        rest = [round(report.percentile(after, q) or 0) for q in (50, 99)]
+        summary["split_ms"] = {"to_decided_p50_p99": before, "decided_to_visible_p50_p99": rest}
+        b.note("e2e", f"at {rate:,.1f}/s: 202 → validate's decision p50 {before[0]:,} ms, p99 {before[1]:,} ms; "
+                      f"decision → visible p50 {rest[0]:,} ms, p99 {rest[1]:,} ms (transaction, aggregate, poll)")
     parts = aggregate_parts(scraped["aggregate"])
     if parts["batch"]:
         b.note("e2e", f"at {rate:,.1f}/s, of aggregate's batch time: {batch_shares(parts)}")
@@ -835,13 +844,18 @@ async def open_loop(ingest: Pool, agg: Pool, envs: list[dict[str, Any]], rate: f
                     drain: float) -> dict[str, Any]:
     """POST at a fixed rate whatever the answers (open loop); follow every `every`-th submission from its 202
     until GET /v1/submissions/{id} says validated. Latencies in ms; ack latency counts from the scheduled send.
-    Followed submissions still not visible `drain` seconds after the last POST are `censored` (lower bounds)."""
+    Followed submissions still not visible `drain` seconds after the last POST are `censored` (lower bounds).
+    `decided`: per visible submission, ms from its 202 to validate's decision (`decided_at`, wall clock), which
+    splits its wait into the part before validate decided and the part after (commit, aggregate, the poll)."""
     loop = asyncio.get_running_loop()
     ack: list[float] = []
     visible: list[tuple[float, float]] = []
     """(when its 202 came, ms until visible) per followed submission."""
+    decided: list[float | None] = []
+    """Per entry of `visible`, ms from the 202 to validate's decision (None if the record has no decision time)."""
     pending: dict[str, tuple[float, float]] = {}
     """Followed submission id → (when its 202 came, when to poll it next)."""
+    acked_wall: dict[str, float] = {}
     failed = 0
     sending = True
 
@@ -859,6 +873,7 @@ async def open_loop(ingest: Pool, agg: Pool, envs: list[dict[str, Any]], rate: f
         ack.append(1000 * (now - scheduled))
         if follow:
             pending[sid] = (now, now + 0.025)
+            acked_wall[sid] = time.time()
 
     async def check(sid: str) -> None:
         acked, _ = pending[sid]
@@ -867,9 +882,12 @@ async def open_loop(ingest: Pool, agg: Pool, envs: list[dict[str, Any]], rate: f
         except (OSError, HTTPError, asyncio.IncompleteReadError):
             response = Response(0, b"")
         now = loop.time()
-        if response.status == 200 and orjson.loads(response.body)["status"] in ("validated", "rejected"):
+        record = orjson.loads(response.body) if response.status == 200 else {}
+        if record.get("status") in ("validated", "rejected"):
             visible.append((acked, 1000 * (now - acked)))
             del pending[sid]
+            at = record["history"][-1].get("decided_at")
+            decided.append(1000 * (datetime.fromisoformat(at).timestamp() - acked_wall.pop(sid)) if at else None)
         else:  # poll again after 25 ms + a tenth of the age: ≤ ~10 % error, bounded load on a backlog
             pending[sid] = (acked, now + min(0.5, 0.025 + 0.1 * (now - acked)))
 
@@ -901,7 +919,8 @@ async def open_loop(ingest: Pool, agg: Pool, envs: list[dict[str, Any]], rate: f
             await poll_task
     now = loop.time()
     censored = [1000 * (now - acked) for acked, _ in pending.values()]
-    return {"ack": ack, "visible": visible, "censored": censored, "failed": failed, "achieved": achieved}
+    return {"ack": ack, "visible": visible, "decided": decided, "censored": censored, "failed": failed,
+            "achieved": achieved}
 
 
 STAGES: dict[str, Callable[[Bench], Awaitable[None]]] = {
