@@ -113,9 +113,10 @@ RESOURCE_TRACKING_OFF = tuple(
 
 # Each statement of an `update` command is a lookup and a SQLite transaction of its own, and every
 # transaction also rewrites the collection's secondary indexes: 20 replacements in each of three view
-# collections took 58-64 ms. infra/ferretdb/update_by_id.go serves a command whose statements each replace
-# (or upsert) one document by a distinct string or ObjectID `_id` with one `$in` lookup and one transaction
-# (21-23 ms); each statement is still applied by FerretDB's own code. Any other command goes on as before.
+# collections took 58-64 ms. infra/ferretdb/update_by_id.go serves a command whose statements each change
+# or upsert one document by a distinct string or ObjectID `_id` (aggregate's records, view shards and
+# progress) with one `$in` lookup and one transaction (21-23 ms); each statement is still applied by
+# FerretDB's own code. Any other command goes on as before.
 UPDATE_BY_ID = ("internal/handler/msg_update.go",
                 "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)",
                 "\tif c, err := db.Collection(params.Collection); err == nil {\n"

@@ -17,11 +17,12 @@ import (
 // maxUpdatesByID bounds the `_id`s of one lookup (the SQLite backend pushes at most 1,000 down).
 const maxUpdatesByID = 1000
 
-// updateByID runs an update command whose statements each replace, or upsert, one document given by its
-// string or ObjectID `_id`, every `_id` a different one: one lookup of them all, then one transaction for
-// the replaced documents and one for the inserted ones, in place of a lookup and a transaction per
-// statement. Each statement is applied by common.UpdateDocument as before; only its writes are
-// gathered. For any other command it does nothing and returns done = false.
+// updateByID runs an update command whose statements each change (replace, or update with operators) or
+// upsert one document given by its string or ObjectID `_id`, every `_id` a different one: one lookup of
+// them all, then one transaction for the changed documents and one for the inserted ones, in place of a
+// lookup and a transaction per statement. Each statement is applied by common.UpdateDocument to the
+// document the lookup found, as before; only its writes are gathered (with distinct `_id`s no statement
+// can see another's write). For any other command it does nothing and returns done = false.
 func (h *Handler) updateByID(ctx context.Context, c backends.Collection, params *common.UpdateParams) (
 	matched, modified int32, upserted *types.Array, done bool, err error,
 ) {
@@ -34,7 +35,7 @@ func (h *Handler) updateByID(ctx context.Context, c backends.Collection, params 
 	seen := make(map[string]struct{}, len(params.Updates))
 
 	for i, u := range params.Updates {
-		if u.Multi || u.HasUpdateOperators || u.Filter.Len() != 1 {
+		if u.Multi || u.Filter.Len() != 1 {
 			return 0, 0, nil, false, nil
 		}
 

@@ -75,3 +75,18 @@ async def test_replacements_by_id_mixed_with_other_updates_apply_in_order(collec
     assert [d async for d in collection.find({}, {"_id": 1, "n": 1}).sort("_id", 1)] == [
         {"_id": "s-0", "n": 0}, {"_id": "s-1", "n": 11}, {"_id": "s-2", "n": 20}, {"_id": "s-3", "n": 33},
         {"_id": "s-4", "n": 40}, {"_id": "s-9", "n": 90}]
+
+
+async def test_operator_updates_by_id_in_one_command(collection: Any) -> None:
+    """Progress-style upserts ($max and $set by `_id`), several in one command: each applied to its own document."""
+    await collection.insert_many([{"_id": "p#0", "next": 10, "at": "t0"}, {"_id": "p#1", "next": 10, "at": "t0"}])
+
+    result = await collection.bulk_write([
+        UpdateOne({"_id": "p#0"}, {"$max": {"next": 15}, "$set": {"at": "t1"}}, upsert=True),
+        UpdateOne({"_id": "p#1"}, {"$max": {"next": 5}, "$set": {"at": "t1"}}, upsert=True),  # never goes back
+        UpdateOne({"_id": "p#2"}, {"$max": {"next": 7}, "$set": {"at": "t1"}}, upsert=True)], ordered=False)
+
+    assert (result.matched_count, result.modified_count, result.upserted_count) == (2, 2, 1)
+    assert [d async for d in collection.find({}).sort("_id", 1)] == [
+        {"_id": "p#0", "next": 15, "at": "t1"}, {"_id": "p#1", "next": 10, "at": "t1"},
+        {"_id": "p#2", "next": 7, "at": "t1"}]
