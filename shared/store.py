@@ -70,14 +70,19 @@ async def store_documents(collection: Any, docs: Sequence[Document], new: Contai
     """
     inserts = [d for d in docs if d["_id"] in new]
     replacements = [d for d in docs if d["_id"] not in new]
-    outcomes = await asyncio.gather(_insert(collection, inserts, keep_existing), _replace(collection, replacements),
-                                    return_exceptions=True)  # both finish before either's error is raised
-    for outcome in outcomes:
+    stored_already, replaced = await asyncio.gather(_insert(collection, inserts), _replace(collection, replacements),
+                                                    return_exceptions=True)  # both finish before an error is raised
+    for outcome in (stored_already, replaced):
         if isinstance(outcome, BaseException):
             raise outcome
+    assert not isinstance(stored_already, BaseException)
+    if stored_already and not keep_existing:
+        await _replace(collection, stored_already)
 
 
-async def _insert(collection: Any, docs: list[Document], keep_existing: bool) -> None:
+async def _insert(collection: Any, docs: list[Document]) -> list[Document]:
+    """Insert `docs`; those whose `_id` turned out to be stored already are returned, not inserted."""
+    stored_already: list[Document] = []
     for start in range(0, len(docs), INSERT_CHUNK):
         chunk = docs[start:start + INSERT_CHUNK]
         try:
@@ -86,8 +91,8 @@ async def _insert(collection: Any, docs: list[Document], keep_existing: bool) ->
             errors = exc.details.get("writeErrors", [])
             if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-            if not keep_existing:
-                await _replace(collection, [chunk[e["index"]] for e in errors])
+            stored_already += [chunk[e["index"]] for e in errors]
+    return stored_already
 
 
 async def _replace(collection: Any, docs: list[Document]) -> None:

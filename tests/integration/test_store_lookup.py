@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo import ReplaceOne, UpdateOne
 
-from shared.store import ID_CHUNK, connect, find_by_id
+from shared.store import ID_CHUNK, connect, find_by_id, store_documents
 from tests.conftest import Infra
 
 
@@ -90,3 +90,18 @@ async def test_operator_updates_by_id_in_one_command(collection: Any) -> None:
     assert [d async for d in collection.find({}).sort("_id", 1)] == [
         {"_id": "p#0", "next": 15, "at": "t1"}, {"_id": "p#1", "next": 10, "at": "t1"},
         {"_id": "p#2", "next": 7, "at": "t1"}]
+
+
+@pytest.mark.parametrize("keep_existing", [False, True])
+async def test_store_documents_inserts_the_new_replaces_the_rest(collection: Any, keep_existing: bool) -> None:
+    """A document said to be new that is stored after all (a retried write) is replaced, or with keep_existing
+    left as it is; the others are inserted or replaced, whatever their number."""
+    await collection.insert_many([{"_id": "old", "n": 0}, {"_id": "landed", "n": 0}])
+    new = {f"n-{i:04d}" for i in range(1200)} | {"landed"}  # more than one insert command's worth
+    docs = [{"_id": i, "n": 1} for i in sorted(new)] + [{"_id": "old", "n": 1}]
+
+    await store_documents(collection, docs, new, keep_existing=keep_existing)
+
+    assert await collection.count_documents({}) == 1202
+    assert await collection.count_documents({"n": 1}) == (1202 if not keep_existing else 1201)
+    assert await collection.find_one({"_id": "landed"}) == {"_id": "landed", "n": 0 if keep_existing else 1}
