@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container, Sequence
-from typing import Any
+from collections.abc import Awaitable, Container, Sequence
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 Document = dict[str, Any]
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def connect(url: str, app_name: str) -> AsyncMongoClient[Document]:
@@ -56,6 +58,16 @@ async def find_by_id(collection: Any, ids: Sequence[Any]) -> list[Document]:
     return [doc for docs in found for doc in docs]
 
 
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results; if either fails, its error, once the other has finished too (nothing left running)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(a, BaseException):
+        raise a
+    if isinstance(b, BaseException):
+        raise b
+    return a, b
+
+
 DUPLICATE_KEY = 11000
 
 
@@ -70,12 +82,7 @@ async def store_documents(collection: Any, docs: Sequence[Document], new: Contai
     """
     inserts = [d for d in docs if d["_id"] in new]
     replacements = [d for d in docs if d["_id"] not in new]
-    stored_already, replaced = await asyncio.gather(_insert(collection, inserts), _replace(collection, replacements),
-                                                    return_exceptions=True)  # both finish before an error is raised
-    for outcome in (stored_already, replaced):
-        if isinstance(outcome, BaseException):
-            raise outcome
-    assert not isinstance(stored_already, BaseException)
+    stored_already, _ = await both(_insert(collection, inserts), _replace(collection, replacements))
     if stored_already and not keep_existing:
         await _replace(collection, stored_already)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -31,7 +30,7 @@ from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
 from shared.kafka import ensure_topics
 from shared.service import FatalHandler
-from shared.store import Document
+from shared.store import Document, both
 from shared.topics import Topics
 from shared.worker import Batch, BatchWorker, last_offsets
 
@@ -47,8 +46,6 @@ EARLY_VIEW_READS = 100
 """Batches up to this size read the views their validated events are expected to change together with the
 records: mostly those of the event's own version, known before its record is read (the rest are read after).
 That saves a round trip, which a small batch feels; a larger one spends more projecting twice than it saves."""
-A = TypeVar("A")
-B = TypeVar("B")
 Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
@@ -133,22 +130,12 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
     touched = await apply_batch(repository, events)
     progress = _timed("progress", repository.save_progress(progress_documents(batch, topics)))
     await (progress if audit is None else
-           _both(progress, _timed("audit", audit.record(submission_audit(touched, events)))))
+           both(progress, _timed("audit", audit.record(submission_audit(touched, events)))))
 
 
 async def _timed(collection: str, write: Awaitable[None]) -> None:
     with STORE_WRITE_SECONDS.labels(collection).time():
         await write
-
-
-async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
-    """Both results; if either fails, its error, once the other has finished too (nothing left running)."""
-    a, b = await asyncio.gather(first, second, return_exceptions=True)
-    if isinstance(a, BaseException):
-        raise a
-    if isinstance(b, BaseException):
-        raise b
-    return a, b
 
 
 def progress_documents(batch: Records, topics: Topics) -> list[Document]:
@@ -170,7 +157,7 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
         expected = {(d.view, d.key) for e in events if e.kind == "validated"
                     for d in project(None, e)[1] if d.view not in OWN_BUCKET_VIEWS}
     with STORE_READ_SECONDS.labels("submissions").time():
-        records, views = await _both(repository.load_submissions({e.id for e in events}),
+        records, views = await both(repository.load_submissions({e.id for e in events}),
                                      repository.load_views(expected))
     stored = set(records)
     touched: dict[str, Document] = {}
