@@ -123,9 +123,40 @@ UPDATE_BY_ID = ("internal/handler/msg_update.go",
                 "\t\tif m, mod, ups, done, err := h.updateByID(ctx, c, params); done {\n"
                 "\t\t\treturn m, mod, ups, err\n\t\t}\n\t}\n\n"
                 "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)")
-FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF, UPDATE_BY_ID)
+# SQLite runs one write transaction per database at a time, and FerretDB begins each without waiting its turn:
+# one that finds another in progress is put to sleep by SQLite's busy handler for 1, 2, 5, 10 ms and more,
+# however soon the other ends. aggregate writes several collections of one database at once, so its writes
+# queued behind each other in those sleeps. And the write that fills the WAL past its threshold (1,000 pages)
+# then copies it into the database and syncs both files before it answers. infra/ferretdb/writer_turn.go
+# makes a database's write transactions take turns in FerretDB (each starts the moment the previous one
+# commits) and checkpoints each database's WAL every second in the background (PASSIVE: blocking neither
+# readers nor writers); a write checkpoints only if the WAL has grown past 10,000 pages (40 MB) regardless.
+WRITER_TURN = (("internal/util/fsql/db.go",
+                "\ttoken     *resource.Token\n\tBatchSize int\n}",
+                "\ttoken     *resource.Token\n\tBatchSize int\n\n\tws *writerState\n}"),
+               ("internal/util/fsql/db.go",
+                "\t\ttoken:            resource.NewToken(),\n\t}",
+                "\t\ttoken:            resource.NewToken(),\n\t\tws:               newWriterState(),\n\t}"),
+               ("internal/util/fsql/db.go",
+                "\tresource.Untrack(db, db.token)\n\treturn db.sqlDB.Close()",
+                "\tresource.Untrack(db, db.token)\n\tdb.ws.stop()\n\n\treturn db.sqlDB.Close()"),
+               ("internal/util/fsql/db.go",
+                "\tvar sqlTx *sql.Tx\n\n\tif sqlTx, err = db.sqlDB.BeginTx(ctx, nil); err != nil {",
+                "\tvar sqlTx *sql.Tx\n\n\trelease, err := db.ws.wait(ctx)\n\tif err != nil {\n\t\treturn\n\t}\n\n"
+                "\tdefer release()\n\n\tif sqlTx, err = db.sqlDB.BeginTx(ctx, nil); err != nil {"),
+               ("internal/backends/sqlite/metadata/pool/opendb.go",
+                "\treturn fsql.WrapDB(db, name, l), nil",
+                "\tres := fsql.WrapDB(db, name, l)\n\tif !memory {\n\t\tres.CheckpointInBackground()\n\t}\n\n"
+                "\treturn res, nil"),
+               ("internal/backends/sqlite/metadata/pool/uri.go",
+                "\t\tvalues.Add(\"_pragma\", \"auto_vacuum(none)\") // TODO https://github.com/FerretDB/FerretDB/issues/3612\n\t}\n",
+                "\t\tvalues.Add(\"_pragma\", \"auto_vacuum(none)\") // TODO https://github.com/FerretDB/FerretDB/issues/3612\n\t}\n\n"
+                "\tvalues.Add(\"_pragma\", \"wal_autocheckpoint(10000)\")\n"))
+FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF, UPDATE_BY_ID,
+                    *WRITER_TURN)
 ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / "id_in.go": "internal/backends/sqlite/id_in.go",
-                 Path(__file__).parent / "ferretdb" / "update_by_id.go": "internal/handler/update_by_id.go"}
+                 Path(__file__).parent / "ferretdb" / "update_by_id.go": "internal/handler/update_by_id.go",
+                 Path(__file__).parent / "ferretdb" / "writer_turn.go": "internal/util/fsql/writer_turn.go"}
 
 
 def ferretdb_binary() -> Path:

@@ -35,6 +35,8 @@ class Infra:
     bootstrap: str
     mongodb_url: str
     engine: str
+    store_dir: Path | None = None
+    """The local store's data folder (None for a store given by DMP_TEST_MONGODB_URL)."""
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,8 @@ def infra() -> Iterator[Infra]:
     broker = kafka.start(base / "kafka")
     try:
         yield Infra(broker.bootstrap, external_store or local_store.url,  # type: ignore[union-attr]
-                    "external" if external_store else local_store.engine)  # type: ignore[union-attr]
+                    "external" if external_store else local_store.engine,  # type: ignore[union-attr]
+                    None if local_store is None else local_store.data_dir)
     finally:
         broker.stop()
         if local_store is not None:
