@@ -55,3 +55,10 @@ func idInClause(filter *types.Document) (string, []any) {
 
 	return fmt.Sprintf(` WHERE %s IN (?%s)`, metadata.IDColumn, strings.Repeat(`, ?`, len(args)-1)), args
 }
+
+// idOnlySelect reads just each document's `_id`, as a document of that one field (backends.QueryParams.OnlyIDs):
+// SQLite takes it from the stored JSON without FerretDB decoding the rest.
+func idOnlySelect(table string) string {
+	return fmt.Sprintf(`SELECT json_object('$s', json_object('p', json_object('_id', %[1]s->'$."$s".p._id'), `+
+		`'$k', json_array('_id')), '_id', %[1]s->'$._id') AS %[1]s FROM %[2]q`, metadata.DefaultColumn, table)
+}

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
 
 from shared.store import ID_CHUNK, connect, find_by_id, store_documents
@@ -61,6 +62,27 @@ async def test_one_update_command_replaces_hundreds_of_documents(infra: Infra, c
     assert (result.matched_count, result.modified_count, result.upserted_count) == (300, 300, 1)
     assert await collection.count_documents({"v": 2}) == 301
     assert await collection.find_one({"_id": "s-0123"}) == {"_id": "s-0123", "n": -123, "v": 2}
+
+
+async def test_replacements_by_id_replace_whole_documents_of_any_shape(collection: Any) -> None:
+    """A command of replacements only (the FerretDB build then reads just the stored `_id`s): each stored
+    document becomes its replacement exactly, fields it lacks gone, nested ones whole; an ObjectID `_id` too;
+    one replaced by `_id` alone keeps nothing else."""
+    oid = ObjectId()
+    await collection.insert_many([
+        {"_id": "a", "keep": 1, "nested": {"x": [1, 2, {"y": "z"}]}, "gone": True},
+        {"_id": oid, "n": 1.5}, {"_id": "emptied", "n": 1}])
+
+    result = await collection.bulk_write([
+        ReplaceOne({"_id": "a"}, {"_id": "a", "nested": {"x": [3]}, "when": "2026"}, upsert=True),
+        ReplaceOne({"_id": oid}, {"n": 2, "list": []}, upsert=True),
+        ReplaceOne({"_id": "b"}, {"n": 3}, upsert=True)], ordered=False)
+    await collection.bulk_write([ReplaceOne({"_id": "emptied"}, {}), ReplaceOne({"_id": "b"}, {"_id": "b"})])
+
+    assert (result.matched_count, result.modified_count, result.upserted_count) == (2, 2, 1)
+    assert {d["_id"]: d async for d in collection.find({})} == {
+        "a": {"_id": "a", "nested": {"x": [3]}, "when": "2026"}, oid: {"_id": oid, "n": 2, "list": []},
+        "b": {"_id": "b"}, "emptied": {"_id": "emptied"}}
 
 
 async def test_replacements_by_id_mixed_with_other_updates_apply_in_order(collection: Any) -> None:
