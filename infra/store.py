@@ -163,11 +163,37 @@ ONLY_IDS = (("internal/backends/collection.go",
              "\tq := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)\n",
              "\tq := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)\n"
              "\tif params.OnlyIDs && !meta.Capped() {\n\t\tq = idOnlySelect(meta.TableName)\n\t}\n"))
+# Inserts and updates encode their documents inside the write transaction, so concurrent writes to one database
+# encoded one at a time, holding its turn (WRITER_TURN). infra/ferretdb/prepared_writes.go encodes them first.
+PREPARED_WRITES = (("internal/backends/sqlite/collection.go",
+                    "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tbatchSize := c.r.BatchSize\n"
+                    "\t\tif batchSize < 1 {\n\t\t\tpanic(\"batch-size should be greater or equal to 1\")\n\t\t}\n\n"
+                    "\t\tvar batch []*types.Document\n\t\tdocs := params.Docs\n\n\t\tfor len(docs) > 0 {\n"
+                    "\t\t\ti := min(batchSize, len(docs))\n\t\t\tbatch, docs = docs[:i], docs[i:]\n\n"
+                    "\t\t\tq, args, err := prepareInsertStatement(meta.TableName, meta.Capped(), batch)\n"
+                    "\t\t\tif err != nil {\n\t\t\t\treturn lazyerrors.Error(err)\n\t\t\t}\n\n"
+                    "\t\t\tif _, err = tx.ExecContext(ctx, q, args...); err != nil {\n",
+                    "\tstatements, err := prepareInsertStatements(meta.TableName, meta.Capped(), params.Docs, "
+                    "c.r.BatchSize)\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n"
+                    "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, s := range statements {\n"
+                    "\t\t\tif _, err := tx.ExecContext(ctx, s.q, s.args...); err != nil {\n"),
+                   ("internal/backends/sqlite/collection.go",
+                    "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, doc := range params.Docs {\n"
+                    "\t\t\tb, err := sjson.Marshal(doc)\n\t\t\tif err != nil {\n\t\t\t\treturn lazyerrors.Error(err)\n"
+                    "\t\t\t}\n\n\t\t\tid, _ := doc.Get(\"_id\")\n\t\t\tmust.NotBeZero(id)\n\n"
+                    "\t\t\targ := string(must.NotFail(sjson.MarshalSingleValue(id)))\n\n"
+                    "\t\t\tr, err := tx.ExecContext(ctx, q, string(b), arg)\n",
+                    "\trows, err := prepareUpdateRows(params.Docs)\n\tif err != nil {\n"
+                    "\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n"
+                    "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, row := range rows {\n"
+                    "\t\t\tr, err := tx.ExecContext(ctx, q, row[0], row[1])\n"))
 FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF, UPDATE_BY_ID,
-                    *WRITER_TURN, *ONLY_IDS)
-ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / "id_in.go": "internal/backends/sqlite/id_in.go",
-                 Path(__file__).parent / "ferretdb" / "update_by_id.go": "internal/handler/update_by_id.go",
-                 Path(__file__).parent / "ferretdb" / "writer_turn.go": "internal/util/fsql/writer_turn.go"}
+                    *WRITER_TURN, *ONLY_IDS, *PREPARED_WRITES)
+ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / name: target for name, target in (
+    ("id_in.go", "internal/backends/sqlite/id_in.go"),
+    ("update_by_id.go", "internal/handler/update_by_id.go"),
+    ("writer_turn.go", "internal/util/fsql/writer_turn.go"),
+    ("prepared_writes.go", "internal/backends/sqlite/prepared_writes.go"))}
 
 
 def ferretdb_binary() -> Path:
