@@ -33,7 +33,12 @@ chunks of 50 stay well clear of that and cost MongoDB nothing measurable."""
 
 INSERT_CHUNK = 1000
 """Most inserts per bulk write: an `insert` command has no such limit (FerretDB writes up to 100 documents per
-SQLite transaction), and a large batch's new records go in one round trip instead of twenty."""
+SQLite transaction), and a large batch's new records go in a few round trips instead of twenty."""
+
+INSERT_COMMANDS = 3
+"""Inserts of more than BULK_CHUNK documents are split over up to this many commands in flight together: the
+store encodes their documents side by side (the FerretDB built here encodes before it takes its turn to write,
+infra/store.py PREPARED_WRITES), which for a large batch of records is most of the work."""
 
 
 async def bulk_write(collection: Any, operations: Sequence[Any]) -> None:
@@ -58,13 +63,18 @@ async def find_by_id(collection: Any, ids: Sequence[Any]) -> list[Document]:
     return [doc for docs in found for doc in docs]
 
 
+async def all_of(*steps: Awaitable[Any]) -> list[Any]:
+    """Every result, in order; if any fails, the first error, once all have finished (nothing left running)."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
 async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
-    """Both results; if either fails, its error, once the other has finished too (nothing left running)."""
-    a, b = await asyncio.gather(first, second, return_exceptions=True)
-    if isinstance(a, BaseException):
-        raise a
-    if isinstance(b, BaseException):
-        raise b
+    """Both results; if either fails, its error, once the other has finished too."""
+    a, b = await all_of(first, second)
     return a, b
 
 
@@ -73,8 +83,9 @@ DUPLICATE_KEY = 11000
 
 async def store_documents(collection: Any, docs: Sequence[Document], new: Container[Any] = (), *,
                           keep_existing: bool = False) -> None:
-    """Write `docs` by `_id`: an insert for each `_id` in `new` (the writer knows it is not stored yet), INSERT_CHUNK
-    at a time, and meanwhile a replacing upsert for the others, BULK_CHUNK at a time; all unordered.
+    """Write `docs` by `_id`: an insert for each `_id` in `new` (the writer knows it is not stored yet), in up to
+    INSERT_COMMANDS commands at once, and meanwhile a replacing upsert for the others, BULK_CHUNK at a time; all
+    unordered.
 
     On FerretDB an insert costs less than an upsert (which looks the document up first). A document in
     `new` that is stored after all (a write retried after it landed) is then replaced, or with
@@ -89,17 +100,21 @@ async def store_documents(collection: Any, docs: Sequence[Document], new: Contai
 
 async def _insert(collection: Any, docs: list[Document]) -> list[Document]:
     """Insert `docs`; those whose `_id` turned out to be stored already are returned, not inserted."""
-    stored_already: list[Document] = []
-    for start in range(0, len(docs), INSERT_CHUNK):
-        chunk = docs[start:start + INSERT_CHUNK]
-        try:
-            await collection.bulk_write([InsertOne(d) for d in chunk], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            stored_already += [chunk[e["index"]] for e in errors]
-    return stored_already
+    size = min(INSERT_CHUNK, max(BULK_CHUNK, -(-len(docs) // INSERT_COMMANDS)))
+    found = await all_of(*(_insert_chunk(collection, docs[start:start + size]) for start in range(0, len(docs), size)))
+    return [doc for chunk in found for doc in chunk]
+
+
+async def _insert_chunk(collection: Any, chunk: list[Document]) -> list[Document]:
+    """Insert `chunk`; those whose `_id` turned out to be stored already are returned, not inserted."""
+    try:
+        await collection.bulk_write([InsertOne(d) for d in chunk], ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return [chunk[e["index"]] for e in errors]
+    return []
 
 
 async def _replace(collection: Any, docs: list[Document]) -> None:
