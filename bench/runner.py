@@ -233,6 +233,13 @@ class Bench:
                 break
         return time.perf_counter() - started
 
+    async def settle(self, what: str) -> None:
+        """`quiet`, before each side of a round: the broker's and the store's leftovers from the last stage or side
+        would slow whichever side comes next (and only the side that uses them)."""
+        waited = await self.quiet()
+        if waited > 1.5:
+            log(f"{what}: waited {waited:.0f}s for the broker and the store to settle")
+
     def cpu(self, stage: str, side: str, shares: dict[str, float]) -> None:
         self.cpu_shares.setdefault(stage, {}).setdefault(side, []).append(shares)
 
@@ -408,6 +415,7 @@ async def validate(b: Bench) -> None:
     for r in range(o.rounds):
         records = payloads.received(payloads.envelopes(o.validate_events, seed=200 + r))
         for side in ordered(r):
+            await b.settle(f"validate round {r + 1}, {side}")
             ns = b.namespace(f"v{r}{side[0]}")
             topics = Topics.under(ns)
             await ensure_topics(b.bootstrap, topics.all(), PARTITIONS)
@@ -481,6 +489,7 @@ async def aggregate(b: Bench) -> None:
         if rejected:
             raise BenchError(f"{rejected} of the generated seizures were rejected by the rules")
         for side in ordered(r):
+            await b.settle(f"aggregate round {r + 1}, {side}")
             ns = b.namespace(f"a{r}{side[0]}")
             if side == "service":
                 topics = Topics.under(ns)
@@ -718,9 +727,7 @@ async def run_point(b: Bench, tag: str, rate: float, seconds: float, drain: floa
     """Run the three services on a fresh namespace and database, submit at `rate`/s open loop for `seconds`,
     and follow a sample of the submissions until they are visible (see `open_loop`)."""
     o = b.opts
-    waited = await b.quiet()
-    if waited > 1.5:
-        log(f"{tag}: waited {waited:.0f}s for the broker and the store to settle")
+    await b.settle(tag)
     ns = b.namespace(tag)
     await ensure_topics(b.bootstrap, Topics.under(ns).all(), PARTITIONS)
     auth = await asyncio.to_thread(b.keys, ns)
