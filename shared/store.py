@@ -36,9 +36,10 @@ INSERT_CHUNK = 1000
 SQLite transaction), and a large batch's new records go in a few round trips instead of twenty."""
 
 INSERT_COMMANDS = 3
-"""Inserts of more than BULK_CHUNK documents are split over up to this many commands in flight together: the
-store encodes their documents side by side (the FerretDB built here encodes before it takes its turn to write,
-infra/store.py PREPARED_WRITES), which for a large batch of records is most of the work."""
+"""A large insert goes in this many commands, all in flight together (none under BULK_CHUNK documents, none over
+INSERT_CHUNK, so more past 3,000): the store encodes their documents side by side (the FerretDB built here encodes
+before it takes its turn to write, infra/store.py PREPARED_WRITES), which for a large batch of records is most of
+the work."""
 
 
 async def bulk_write(collection: Any, operations: Sequence[Any]) -> None:
