@@ -123,6 +123,7 @@ UPDATE_BY_ID = ("internal/handler/msg_update.go",
                 "\t\tif m, mod, ups, done, err := h.updateByID(ctx, c, params); done {\n"
                 "\t\t\treturn m, mod, ups, err\n\t\t}\n\t}\n\n"
                 "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)")
+
 # SQLite runs one write transaction per database at a time, and FerretDB begins each without waiting its turn:
 # one that finds another in progress is put to sleep by SQLite's busy handler for 1, 2, 5, 10 ms and more,
 # however soon the other ends. aggregate writes several collections of one database at once, so its writes
@@ -152,6 +153,7 @@ WRITER_TURN = (("internal/util/fsql/db.go",
                 "\t\tvalues.Add(\"_pragma\", \"auto_vacuum(none)\") // TODO https://github.com/FerretDB/FerretDB/issues/3612\n\t}\n",
                 "\t\tvalues.Add(\"_pragma\", \"auto_vacuum(none)\") // TODO https://github.com/FerretDB/FerretDB/issues/3612\n\t}\n\n"
                 "\tvalues.Add(\"_pragma\", \"wal_autocheckpoint(10000)\")\n"))
+
 # A replacement does not depend on the document it replaces, yet the lookup decoded every stored document
 # (half the cost of a command of replacements). With `OnlyIDs`, a query reads just the stored `_id`s;
 # update_by_id.go asks for that when every statement of a command is a replacement.
@@ -163,6 +165,7 @@ ONLY_IDS = (("internal/backends/collection.go",
              "\tq := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)\n",
              "\tq := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)\n"
              "\tif params.OnlyIDs && !meta.Capped() {\n\t\tq = idOnlySelect(meta.TableName)\n\t}\n"))
+
 # Inserts and updates encode their documents inside the write transaction, so concurrent writes to one database
 # encoded one at a time, holding its turn (WRITER_TURN). infra/ferretdb/prepared_writes.go encodes them first.
 PREPARED_WRITES = (("internal/backends/sqlite/collection.go",
@@ -187,6 +190,7 @@ PREPARED_WRITES = (("internal/backends/sqlite/collection.go",
                     "\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n"
                     "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, row := range rows {\n"
                     "\t\t\tr, err := tx.ExecContext(ctx, q, row[0], row[1])\n"))
+
 FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF, UPDATE_BY_ID,
                     *WRITER_TURN, *ONLY_IDS, *PREPARED_WRITES)
 ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / name: target for name, target in (

@@ -158,7 +158,7 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
                     for d in project(None, e)[1] if d.view not in OWN_BUCKET_VIEWS}
     with STORE_READ_SECONDS.labels("submissions").time():
         records, views = await both(repository.load_submissions({e.id for e in events}),
-                                     repository.load_views(expected))
+                                    repository.load_views(expected))
     stored = set(records)
     touched: dict[str, Document] = {}
     deltas: list[Delta] = []
