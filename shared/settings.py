@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
                                     description="Requests per second per key (0 = no limit).")
     rate_limit_burst: int = Field(200, ge=1, validation_alias=AliasChoices("DMP_RATE_LIMIT_BURST",
                                                                              "rate_limit_burst"))
+    opentelemetry: bool = Field(False, validation_alias=AliasChoices("DMP_OPENTELEMETRY", "opentelemetry"),
+                                description="FastAPI's native OpenTelemetry spans, metrics and logs, for a "
+                                            "process whose providers are configured (opentelemetry-instrument).")
     cors_origins: list[str] = Field(default_factory=list,
                                     validation_alias=AliasChoices("DMP_CORS_ORIGINS", "cors_origins"),
                                     description="Browser origins allowed to call the API (JSON list).")

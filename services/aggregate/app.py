@@ -15,7 +15,7 @@ from shared.access import install_access
 from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
 from shared.health import MetricsMiddleware, health_router, install_error_handler
-from shared.service import FatalHandler, run
+from shared.service import FatalHandler, app_options, run
 from shared.store import connect, store_reachable
 
 
@@ -42,7 +42,7 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
             await app.state.live.stop()
             await client.close()
 
-    app = FastAPI(title="DMP aggregate", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="DMP aggregate", version="0.1.0", lifespan=lifespan, **app_options(settings),
                   description="Submission status and the views analysts read.")
     app.state.repository = repository
     app.state.live = None

@@ -44,7 +44,7 @@ from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler, labelled
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
-from shared.service import FatalHandler, run
+from shared.service import FatalHandler, app_options, run
 from shared.store import connect, store_reachable
 from shared.tracing import bind_trace_id
 
@@ -113,7 +113,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                 app.state.publisher = kafka
             yield
 
-    app = FastAPI(title="DMP ingest", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="DMP ingest", version="0.1.0", lifespan=lifespan, **app_options(settings),
                   description="Field officers submit seizures, prices, financial cases, treatment facility "
                               "reports and training participants here.")
     app.state.settings = settings

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.validate.settings import ValidateSettings
 from services.validate.worker import ValidateWorker
 from shared.health import MetricsMiddleware, health_router, install_error_handler
-from shared.service import FatalHandler, run
+from shared.service import FatalHandler, app_options, run
 
 
 def create_app(worker: ValidateWorker) -> FastAPI:
@@ -24,7 +24,7 @@ def create_app(worker: ValidateWorker) -> FastAPI:
         finally:
             await worker.stop()
 
-    app = FastAPI(title="DMP validate", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="DMP validate", version="0.1.0", lifespan=lifespan, **app_options(worker.settings),
                   description="Validates received submissions; serves health and metrics only.")
     app.add_middleware(MetricsMiddleware, service="validate")
     install_error_handler(app)

@@ -147,3 +147,27 @@ async def test_ingest_logs_the_trace_id_when_the_broker_refuses(
     [line] = [r for r in caplog.records if r.getMessage().startswith("publish failed")]
     bind_trace_id(None)  # in-process transport: the request ran in this task's context
     assert orjson.loads(formatter.format(line)).get("trace_id") == trace
+
+
+@pytest.mark.parametrize("opted_in", [False, True])
+async def test_fastapi_looks_for_opentelemetry_providers_only_when_asked_to(
+        opted_in: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off by default, requests skip FastAPI's per-request provider lookup; `DMP_OPENTELEMETRY` turns it on."""
+    pytest.importorskip("fastapi.telemetry", reason="this FastAPI has no native OpenTelemetry")
+    from opentelemetry import trace
+
+    lookups: list[object] = []
+    real = trace.get_tracer_provider
+
+    def counted() -> trace.TracerProvider:
+        lookups.append(None)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counted)
+    publisher, keys = InMemoryPublisher(), InMemoryKeyStore()
+    app = create_app(IngestSettings(opentelemetry=opted_in), publisher=publisher, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest",
+                                 headers=bearer(add_key(keys, "officer"))) as client:
+        assert (await client.post("/v1/submissions", json=envelope())).status_code == 202
+        assert (await client.get("/health/live")).status_code == 200
+    assert bool(lookups) is opted_in
