@@ -15,7 +15,7 @@ exactly one writer (the store has no transactions or locks), so:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -30,7 +30,7 @@ from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
 from shared.kafka import ensure_topics
 from shared.service import FatalHandler
-from shared.store import Document, both
+from shared.store import Document, all_of, both
 from shared.topics import Topics
 from shared.worker import Batch, BatchWorker, last_offsets
 
@@ -68,7 +68,7 @@ def make_consumer(settings: AggregateSettings, group_id: str, listener: Consumer
 
 
 class AggregateWorker(BatchWorker):
-    """Writes views first, then submission records, then progress and audit (together), then commits offsets
+    """Writes views first, then submission records together with progress and audit, then commits offsets
     (see projection.py)."""
 
     service = "aggregate"
@@ -127,10 +127,13 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
     `audit` log, who submitted what (the two writes are independent: made together)."""
     events = [event for tp, records in batch.items() for r in records
               if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
-    touched = await apply_batch(repository, events)
-    progress = _timed("progress", repository.save_progress(progress_documents(batch, topics)))
-    await (progress if audit is None else
-           both(progress, _timed("audit", audit.record(submission_audit(touched, events)))))
+
+    def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
+        progress = _timed("progress", repository.save_progress(progress_documents(batch, topics)))
+        return [progress] if audit is None else [progress,
+                                                 _timed("audit", audit.record(submission_audit(touched, events)))]
+
+    await apply_batch(repository, events, alongside_records=bookkeeping)
 
 
 async def _timed(collection: str, write: Awaitable[None]) -> None:
@@ -147,10 +150,12 @@ def progress_documents(batch: Records, topics: Topics) -> list[Document]:
             for tp, records in batch.items() if records and tp.topic in kinds]
 
 
-async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Document]:
+async def apply_batch(repository: Writes, events: list[Event], alongside_records: Callable[
+        [dict[str, Document]], list[Awaitable[None]]] | None = None) -> dict[str, Document]:
     """Project `events` (in partition order) onto the stored records and views, idempotently.
 
-    Returns the submission records the batch touched, as saved.
+    Returns the submission records the batch touched, as saved. `alongside_records(touched)`: writes made
+    together with the records' (after the views', which every write that says the batch is done must follow).
     """
     expected: set[ViewKey] = set()
     if len(events) <= EARLY_VIEW_READS:
@@ -184,9 +189,10 @@ async def apply_batch(repository: Writes, events: list[Event]) -> dict[str, Docu
             await repository.save_views(changed, changed.keys() - views_stored)
         for view, _ in changed:
             VIEW_UPDATES.labels(view).inc()
+    writes = alongside_records(touched) if alongside_records is not None else []
     if touched:
-        with STORE_WRITE_SECONDS.labels("submissions").time():
-            await repository.save_submissions(touched.values(), touched.keys() - stored)
+        writes.append(_timed("submissions", repository.save_submissions(touched.values(), touched.keys() - stored)))
+    await all_of(*writes)
     return touched
 
 
