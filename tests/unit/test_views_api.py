@@ -333,3 +333,28 @@ async def test_arq_export_is_for_analysts_only() -> None:
         assert (await c.get("/v1/exports/arq?country=AFG&year=2024")).status_code == 401
         officer = bearer(add_key(keys, "officer"))
         assert (await c.get("/v1/exports/arq?country=AFG&year=2024", headers=officer)).status_code == 403
+
+
+async def test_a_status_is_answered_byte_for_byte_as_fastapi_renders_its_declared_model() -> None:
+    """The status route encodes its answer itself (it skips FastAPI's second pass over the model): the bytes
+    must be what FastAPI renders for `SubmissionStatus`, non-ASCII text and every history shape included."""
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+
+    from services.aggregate.api import status_of
+
+    repository = InMemoryRepository()
+    await apply_batch(repository, events())
+    record = dict(repository.submissions["s0"])
+    rejected = {**record, "_id": "s-rejected", "status": "rejected", "errors": [
+        {"loc": ["data", "place"], "msg": "« Çarşı » is not a known place", "type": "unknown_place"}]}
+    await repository.save_submissions([rejected], {"s-rejected"})
+    keys = InMemoryKeyStore()
+    app = create_app(AggregateSettings(), repository=repository, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate",
+                                 headers=bearer(add_key(keys, "analyst"))) as client:
+        for submission_id, stored in repository.submissions.items():
+            response = await client.get(f"/v1/submissions/{submission_id}")
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/json"
+            assert response.content == JSONResponse(jsonable_encoder(status_of(stored))).body
