@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
@@ -32,13 +33,17 @@ def producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
 
 
-async def preload(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
-    """Put `records` on `topic` (not transactional, so offsets count records exactly); untimed."""
-    prod = producer(bootstrap, linger_ms=20, max_batch_size=262_144)
+async def preload(bootstrap: str, topic: str, records: Sequence[Record], transactional_id: str | None = None) -> None:
+    """Put `records` on `topic`; untimed. With a `transactional_id`, in one transaction: a read-committed
+    consumer then sees them all at once, when it commits (its marker follows the records' offsets, so the
+    offsets that consumer commits still count records exactly)."""
+    prod = producer(bootstrap, linger_ms=20, max_batch_size=262_144,
+                    **({"transactional_id": transactional_id} if transactional_id else {}))
     await prod.start()
     try:
-        futures = [await prod.send(topic, value=r.value, key=r.key, headers=r.headers) for r in records]
-        await asyncio.gather(*futures)
+        async with prod.transaction() if transactional_id else contextlib.nullcontext():
+            futures = [await prod.send(topic, value=r.value, key=r.key, headers=r.headers) for r in records]
+            await asyncio.gather(*futures)
     finally:
         await prod.stop()
 
