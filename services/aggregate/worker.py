@@ -123,8 +123,8 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None) -> None:
-    """Apply one batch of records (in partition order), then record how far each partition got and, with an
-    `audit` log, who submitted what (the two writes are independent: made together)."""
+    """Apply one batch of records (in partition order), recording, together with the submission records, how
+    far each partition got and, with an `audit` log, who submitted what."""
     events = [event for tp, records in batch.items() for r in records
               if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
 
