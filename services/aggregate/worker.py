@@ -62,6 +62,7 @@ def make_consumer(settings: AggregateSettings, group_id: str, listener: Consumer
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
         partition_assignment_strategy=(RangePartitionAssignor,),
+        fetch_max_wait_ms=settings.fetch_wait_ms,
     )
     consumer.subscribe(list(settings.topics.all()), listener=listener)
     return consumer

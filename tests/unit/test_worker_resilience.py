@@ -194,3 +194,18 @@ async def test_a_stop_request_ends_start_up_waits_at_once() -> None:
     finally:
         clear_stop_request()
     assert await sleep_unless_stopped(0.01) is False
+
+
+async def test_aggregate_lets_the_broker_hold_a_fetch_only_briefly() -> None:
+    """A fetch held for partitions whose only news is a committed transaction was answered when Kafka's
+    500 ms wait ran out; aggregate's consumer asks for its own, short wait (a setting)."""
+    from services.aggregate.settings import AggregateSettings
+    from services.aggregate.worker import make_consumer
+
+    for wait in (50, 20):
+        consumer = make_consumer(AggregateSettings(fetch_wait_ms=wait), "group")
+        try:
+            assert consumer._fetch_max_wait_ms == wait
+        finally:
+            await consumer.stop()
+    assert AggregateSettings().fetch_wait_ms < 500
