@@ -106,6 +106,10 @@ class WriterCache:
         self._submissions.clear()
         self._views.clear()
 
+    def kept_submission(self, submission_id: str) -> Document | None:
+        """The record as stored, if kept here (a read that needs no round trip to the store)."""
+        return self._submissions.get(submission_id)
+
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         return await self._load(self._submissions, self.max_submissions, ids, self.inner.load_submissions)
 
