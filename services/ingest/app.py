@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -346,12 +345,7 @@ def main() -> None:
     settings = IngestSettings()
 
     def build(_: FatalHandler) -> FastAPI:
-        app = create_app(settings)
-        # What start-up built lives as long as the process: keep it out of the collector's full passes,
-        # which every batch's short-lived objects would otherwise trigger, each walking all of it again.
-        gc.collect()
-        gc.freeze()
-        return app
+        return create_app(settings)
 
     run("ingest", settings, build)
 
