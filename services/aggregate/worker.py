@@ -130,9 +130,11 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
               if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
 
     def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
-        progress = _timed("progress", repository.save_progress(progress_documents(batch, topics)))
-        return [progress] if audit is None else [progress,
-                                                 _timed("audit", audit.record(submission_audit(touched, events)))]
+        progress = repository.save_progress(progress_documents(batch, topics))
+        writes: list[Awaitable[None]] = [_timed("progress", progress)]
+        if audit is not None:
+            writes.append(_timed("audit", audit.record(submission_audit(touched, events))))
+        return writes
 
     await apply_batch(repository, events, alongside_records=bookkeeping)
 
