@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from prometheus_client import REGISTRY
 
 from services.validate.settings import ValidateSettings
 from services.validate.worker import ValidateWorker
@@ -93,3 +94,39 @@ async def test_unreadable_event_is_rejected_not_dropped(infra: Infra) -> None:
     assert event["id"] == "k1"
     assert event["original"] == {"raw": "{not json"}
     assert event["errors"][0]["type"] == "malformed_event"
+
+
+async def test_each_committed_batch_reports_where_its_time_went(infra: Infra) -> None:
+    namespace = f"v{uuid.uuid4().hex[:8]}"
+    settings = ValidateSettings(kafka_bootstrap_servers=infra.bootstrap, topic_namespace=namespace,
+                                group_id=f"{namespace}-validate", transactional_id=f"{namespace}-tx")
+    phases = ("decide", "send", "offsets", "commit")
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def phase_totals() -> dict[str, tuple[float, float]]:
+        return {p: (sample("dmp_validate_batch_phase_seconds_count", phase=p),
+                    sample("dmp_validate_batch_phase_seconds_sum", phase=p)) for p in phases}
+
+    before = phase_totals()
+    batch_before = sample("dmp_consumer_batch_seconds_sum", service="validate")
+    worker = ValidateWorker(settings)
+    await worker.start()
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap)
+    await producer.start()
+    try:
+        for _ in range(5):
+            sid = str(uuid.uuid4())
+            event = SubmissionReceived(id=sid, type="seizure", schema_version=1, data=seizure_data(), submitted_by="t",
+                                       received_at=datetime.now(UTC), trace_id="1" * 32)
+            await producer.send_and_wait(settings.topics.received, dumps(event), key=sid.encode())
+        await decisions(infra, [settings.topics.validated], expected=5)
+    finally:
+        await producer.stop()
+        await worker.stop()
+    after = phase_totals()
+    batches = {after[p][0] - before[p][0] for p in phases}
+    assert len(batches) == 1 and batches.pop() >= 1  # every phase once per committed batch
+    spent = sum(after[p][1] - before[p][1] for p in phases)
+    assert 0 < spent <= sample("dmp_consumer_batch_seconds_sum", service="validate") - batch_before
