@@ -191,13 +191,32 @@ PREPARED_WRITES = (("internal/backends/sqlite/collection.go",
                     "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, row := range rows {\n"
                     "\t\t\tr, err := tx.ExecContext(ctx, q, row[0], row[1])\n"))
 
+# Its SQLite backend answers every query by scanning the collection, except a lookup by `_id` (and its `$in`,
+# ID_IN_PUSHDOWN): it never reads an index built for other fields, yet SQLite keeps each one up to date on
+# every write, evaluating its JSON expressions on the old and the new document. The views' indexes (built for
+# MongoDB's readers) were then ~10% of the store's CPU under aggregate's writes, for nothing. The build records
+# an index that enforces nothing (not unique) as created, so it is listed, sized (0) and dropped like any other,
+# and builds only unique ones (`_id`'s among them) in SQLite.
+UNUSED_INDEXES = (("internal/backends/sqlite/metadata/registry.go",
+                   "\t\t\tcontinue\n\t\t}\n\n\t\tq := \"CREATE \"\n",
+                   "\t\t\tcontinue\n\t\t}\n\n\t\tif !index.Unique {\n\t\t\tcreated = append(created, index.Name)\n"
+                   "\t\t\tc.Settings.Indexes = append(c.Settings.Indexes, index)\n\n\t\t\tcontinue\n\t\t}\n\n"
+                   "\t\tq := \"CREATE \"\n"),
+                  ("internal/backends/sqlite/metadata/registry.go",
+                   'q := fmt.Sprintf("DROP INDEX %q", c.TableName+"_"+name)',
+                   'q := fmt.Sprintf("DROP INDEX IF EXISTS %q", c.TableName+"_"+name)'),
+                  ("internal/backends/sqlite/collection.go",
+                   "\t\tIndexSizes:      indexSizes,\n",
+                   "\t\tIndexSizes:      withUnbuilt(indexSizes[:i], indexMap),\n"))
+
 FERRETDB_CHANGES = (ID_LOOKUP_FIX, *ID_IN_PUSHDOWN, *UPDATE_CURSOR_CLOSE, *RESOURCE_TRACKING_OFF, UPDATE_BY_ID,
-                    *WRITER_TURN, *ONLY_IDS, *PREPARED_WRITES)
+                    *WRITER_TURN, *ONLY_IDS, *PREPARED_WRITES, *UNUSED_INDEXES)
 ADDED_SOURCES = {Path(__file__).parent / "ferretdb" / name: target for name, target in (
     ("id_in.go", "internal/backends/sqlite/id_in.go"),
     ("update_by_id.go", "internal/handler/update_by_id.go"),
     ("writer_turn.go", "internal/util/fsql/writer_turn.go"),
-    ("prepared_writes.go", "internal/backends/sqlite/prepared_writes.go"))}
+    ("prepared_writes.go", "internal/backends/sqlite/prepared_writes.go"),
+    ("unbuilt_indexes.go", "internal/backends/sqlite/unbuilt_indexes.go"))}
 
 
 def ferretdb_binary() -> Path:
