@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -162,7 +163,7 @@ async def test_on_ferretdb_only_unique_indexes_are_built_in_sqlite(infra: Infra,
     await collection.create_index("code", unique=True)
 
     [path] = infra.store_dir.rglob(f"{collection.database.name}.sqlite")
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         built = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
     assert any(name.endswith("_code_1") for name in built), built
