@@ -211,7 +211,7 @@ UPDATES_JOINED = ("internal/backends/sqlite/collection.go",
 # Its SQLite backend answers every query by scanning the collection, except a lookup by `_id` (and its `$in`,
 # ID_IN_PUSHDOWN): it never reads an index built for other fields, yet SQLite keeps each one up to date on every
 # write, evaluating its JSON expressions on the old and the new document. The views' indexes (built for MongoDB's
-# readers) cost ~10% of the store's CPU writing aggregate's small batches, 2-4% in the e2e bench, for nothing. The
+# readers) cost ~10% of the store's CPU writing aggregate's small batches, 2-3% in the e2e bench, for nothing. The
 # build records an index that enforces nothing (not unique) as created, so it is listed, sized (0) and dropped like
 # any other, and builds only unique ones (`_id`'s among them) in SQLite.
 UNUSED_INDEXES = (("internal/backends/sqlite/metadata/registry.go",
