@@ -195,18 +195,11 @@ PREPARED_WRITES = (("internal/backends/sqlite/collection.go",
 # statement anew each time it runs. infra/ferretdb/prepared_writes.go joins a command's documents to their
 # `_id`s in one UPDATE (per 500), when no two share an `_id`.
 UPDATES_JOINED = ("internal/backends/sqlite/collection.go",
-                  "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, row := range rows {\n",
-                  "\tif statements := prepareUpdateStatements(meta.TableName, rows); statements != nil {\n"
-                  "\t\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n"
-                  "\t\t\tfor _, s := range statements {\n"
-                  "\t\t\t\tr, err := tx.ExecContext(ctx, s.q, s.args...)\n"
-                  "\t\t\t\tif err != nil {\n\t\t\t\t\treturn lazyerrors.Error(err)\n\t\t\t\t}\n\n"
-                  "\t\t\t\tra, err := r.RowsAffected()\n"
-                  "\t\t\t\tif err != nil {\n\t\t\t\t\treturn lazyerrors.Error(err)\n\t\t\t\t}\n\n"
-                  "\t\t\t\tres.Updated += int32(ra)\n\t\t\t}\n\n\t\t\treturn nil\n\t\t})\n"
-                  "\t\tif err != nil {\n\t\t\treturn nil, lazyerrors.Error(err)\n\t\t}\n\n"
-                  "\t\treturn &res, nil\n\t}\n\n"
-                  "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, row := range rows {\n")
+                  "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, row := range rows {\n"
+                  "\t\t\tr, err := tx.ExecContext(ctx, q, row[0], row[1])\n",
+                  "\tstatements := prepareUpdateStatements(q, meta.TableName, rows)\n\n"
+                  "\terr = db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, s := range statements {\n"
+                  "\t\t\tr, err := tx.ExecContext(ctx, s.q, s.args...)\n")
 
 # Its SQLite backend answers every query by scanning the collection, except a lookup by `_id` (and its `$in`,
 # ID_IN_PUSHDOWN): it never reads an index built for other fields, yet SQLite keeps each one up to date on every

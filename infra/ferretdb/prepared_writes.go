@@ -69,23 +69,19 @@ func prepareUpdateRows(docs []*types.Document) ([][2]any, error) {
 // updateRowsPerStatement bounds one UPDATE of many rows: two parameters each, well under SQLite's 32,766.
 const updateRowsPerStatement = 500
 
-// prepareUpdateStatements returns UPDATEs of up to updateRowsPerStatement of `rows` (from prepareUpdateRows)
-// each, joined to their `_id`s through the `_id` index; nil for a single row or when two rows have one `_id`
-// (UpdateAll then applies them one at a time, in order). The driver (modernc's) parses a statement again on
-// every execution, and one statement per document made parsing ~6% of the store's CPU under aggregate's
-// writes.
-func prepareUpdateStatements(table string, rows [][2]any) []statement {
-	if len(rows) < 2 {
-		return nil
-	}
-
-	seen := make(map[any]struct{}, len(rows))
-	for _, row := range rows {
-		if _, ok := seen[row[1]]; ok {
-			return nil
+// prepareUpdateStatements returns the UPDATEs that apply `rows` (from prepareUpdateRows): up to
+// updateRowsPerStatement rows each, joined to their `_id`s through the `_id` index, or, for a single row or
+// when two rows have one `_id`, UpdateAll's own statement `single` per row, in order. The driver (modernc's)
+// parses a statement again on every execution, and one statement per document made parsing ~6% of the
+// store's CPU under aggregate's writes.
+func prepareUpdateStatements(single, table string, rows [][2]any) []statement {
+	if len(rows) < 2 || !distinctIDs(rows) {
+		statements := make([]statement, len(rows))
+		for i, row := range rows {
+			statements[i] = statement{q: single, args: []any{row[0], row[1]}}
 		}
 
-		seen[row[1]] = struct{}{}
+		return statements
 	}
 
 	statements := make([]statement, 0, (len(rows)+updateRowsPerStatement-1)/updateRowsPerStatement)
@@ -109,4 +105,18 @@ func prepareUpdateStatements(table string, rows [][2]any) []statement {
 	}
 
 	return statements
+}
+
+// distinctIDs reports whether no two of `rows` have one `_id`.
+func distinctIDs(rows [][2]any) bool {
+	seen := make(map[any]struct{}, len(rows))
+	for _, row := range rows {
+		if _, ok := seen[row[1]]; ok {
+			return false
+		}
+
+		seen[row[1]] = struct{}{}
+	}
+
+	return true
 }
