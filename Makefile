@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test test-unit lint typecheck bench clean
+.PHONY: help up down status test test-unit lint typecheck bench docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ typecheck: $(STAMP) ## mypy, strict
 
 bench: $(STAMP) ## the benchmark; prints a table and writes var/bench/latest.json
 	$(PY) -m bench
+
+docs: $(STAMP) ## build the documentation site into var/site/ (fails on a broken link)
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 clean: down ## stop everything and delete var/ (data, logs, built tools) and the virtualenv
 	rm -rf var $(VENV)
