@@ -24,13 +24,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
+from services.aggregate.compare import Difference, Pace, compare
 from services.aggregate.generation import GenerationMeta, group_for
-from services.aggregate.repository import VIEWS, MongoRepository, Repository
+from services.aggregate.repository import MongoRepository, Repository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import apply_records, make_consumer
 from shared.errors import InfrastructureUnavailable
@@ -40,20 +40,7 @@ from shared.worker import last_offsets
 
 log = logging.getLogger(__name__)
 
-PAGE = 1000
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One row that is not the same in the live and the rebuilt generation."""
-
-    view: str
-    """A view name, or `submissions` for a submission record."""
-    key: str
-    kind: Literal["only_live", "only_rebuilt", "differs"]
-    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    """For `differs`: field → (live value, rebuilt value)."""
 
 
 @dataclass
@@ -67,76 +54,6 @@ class RebuildReport:
     swapped: bool = False
     positions: dict[str, int] = field(default_factory=dict)
     """`<topic>#<partition>` → the offset the rebuilt generation's group continues from."""
-
-
-def _visible(doc: Document) -> Document:
-    return {k: v for k, v in doc.items() if k not in ("_id", "wm")}
-
-
-def _record(doc: Document) -> Document:
-    valid = doc.get("valid") or {}
-    return {"type": doc.get("type"), "status": doc.get("status"), "version": doc.get("version"),
-            "valid_seq": valid.get("seq"), "valid_hash": valid.get("hash"), "errors": doc.get("errors")}
-
-
-def diff_rows(view: str, live: dict[str, Document], rebuilt: dict[str, Document]) -> list[Difference]:
-    """The differences between two sets of rows keyed alike."""
-    found = []
-    for key in sorted(live.keys() | rebuilt.keys()):
-        a, b = live.get(key), rebuilt.get(key)
-        if b is None:
-            found.append(Difference(view, key, "only_live"))
-        elif a is None:
-            found.append(Difference(view, key, "only_rebuilt"))
-        elif a != b:
-            found.append(Difference(view, key, "differs", {name: (a.get(name), b.get(name))
-                                                           for name in sorted(a.keys() | b.keys())
-                                                           if a.get(name) != b.get(name)}))
-    return found
-
-
-async def _view_rows(repository: Repository, view: str) -> dict[str, Document]:
-    rows: dict[str, Document] = {}
-    after: str | None = None
-    while True:
-        page = await repository.query_view(view, {}, after, PAGE)
-        rows.update({d["_id"]: _visible(d) for d in page})
-        if len(page) < PAGE:
-            return rows
-        after = page[-1]["_id"]
-
-
-async def _records(repository: Repository) -> dict[str, Document]:
-    rows: dict[str, Document] = {}
-    after: str | None = None
-    while True:
-        page = await repository.scan_submissions(after, PAGE)
-        rows.update({d["_id"]: _record(d) for d in page})
-        if len(page) < PAGE:
-            return rows
-        after = page[-1]["_id"]
-
-
-async def compare(live: Repository, rebuilt: Repository, only: set[tuple[str, str]] | None = None,
-                  ) -> tuple[int, list[Difference]]:
-    """(rows compared, differences) between every view and submission record of two generations.
-
-    `only` limits the result to those (view, key) pairs (a re-check of earlier differences).
-    """
-    compared, found = 0, []
-    for view in (*VIEWS, "submissions"):
-        if only is not None and not any(v == view for v, _ in only):
-            continue
-        if view == "submissions":
-            a, b = await _records(live), await _records(rebuilt)
-        else:
-            a, b = await _view_rows(live, view), await _view_rows(rebuilt, view)
-        if only is not None:
-            keys = {k for v, k in only if v == view}
-            a, b = {k: v for k, v in a.items() if k in keys}, {k: v for k, v in b.items() if k in keys}
-        compared += len(a.keys() | b.keys())
-        found += diff_rows(view, a, b)
-    return compared, found
 
 
 class Replayer:
@@ -189,11 +106,28 @@ class Replayer:
         return {f"{tp.topic}#{tp.partition}": await self.consumer.position(tp)
                 for tp in sorted(self.consumer.assignment())}
 
-    async def replay_to(self, targets: dict[TopicPartition, int]) -> int:
-        """Apply every record below its partition's target (none at or beyond it); returns the events applied."""
+    def sources(self) -> list[str]:
+        """The validated topic's partitions, which name the shards of every view bucket."""
+        assert self.consumer is not None
+        return [str(p) for p in sorted(self.consumer.partitions_for_topic(self.topics.validated) or ())]
+
+    async def remaining(self, targets: dict[TopicPartition, int]) -> int:
+        """How many records lie between where each partition stands and its target (transaction markers included)."""
+        assert self.consumer is not None
+        left = 0
+        for tp, target in targets.items():
+            position: int = await self.consumer.position(tp)
+            left += max(target - position, 0)
+        return left
+
+    async def replay_to(self, targets: dict[TopicPartition, int], progress: Callable[[int], None] | None = None) -> int:
+        """Apply every record below its partition's target (none at or beyond it); returns the events applied.
+
+        `progress` is told how far each batch moved the partitions' positions."""
         consumer = self.consumer
         assert consumer is not None
         applied = 0
+        moved_to = {tp: await consumer.position(tp) for tp in targets}
         last_move, last_state = time.monotonic(), None
         while True:
             pending = {tp for tp, target in targets.items() if await consumer.position(tp) < target}
@@ -221,6 +155,10 @@ class Replayer:
                     self.applied_next[tp] = records[-1].offset + 1
                     applied += len(records)
             self.events += sum(len(r) for r in mine.values())
+            if progress is not None:
+                now = {tp: await consumer.position(tp) for tp in targets}
+                progress(sum(min(now[tp], targets[tp]) - min(moved_to[tp], targets[tp]) for tp in targets))
+                moved_to = now
 
     async def align(self, live: Repository, wait: float) -> None:
         """Replay exactly to where `live`'s progress documents stand, waiting up to `wait` s for it to catch up."""
@@ -265,12 +203,16 @@ async def _rebuild(settings: AggregateSettings, client: AsyncMongoClient[Documen
         f"(collections {rebuilt.prefix}*, consumer group {report.group_id})")
     await replayer.start()
     try:
-        await replayer.replay_to(await replayer.end_offsets())
-        say(f"replayed {replayer.events} events; comparing with the live generation {live_generation}")
+        ends = await replayer.end_offsets()
+        replaying = Pace(say, "replayed (offsets)", total=await replayer.remaining(ends))
+        await replayer.replay_to(ends, replaying)
+        say(f"replayed {replayer.events} events in {time.monotonic() - replaying.started:,.0f} s; "
+            f"comparing with the live generation {live_generation}")
         only: set[tuple[str, str]] | None = None
         for round_ in range(1, max(rounds, 1) + 1):
             await replayer.align(live, wait)
-            compared, report.differences = await compare(live, rebuilt, only)
+            comparing = Pace(say, "compared (documents read)")
+            compared, report.differences = await compare(live, rebuilt, replayer.sources(), only, comparing)
             if only is None:
                 report.compared = compared
             if not report.differences:

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 import cli.views
-from services.aggregate.rebuild import Difference, RebuildReport, diff_rows
+from services.aggregate.compare import Difference, diff_rows
+from services.aggregate.rebuild import RebuildReport
 
 runner = CliRunner()
 
