@@ -49,7 +49,8 @@ async def bulk_write(collection: Any, operations: Sequence[Any]) -> None:
 
 
 ID_CHUNK = 500
-"""Most `_id`s per lookup. Well under the 1,000 FerretDB's `$in` push-down takes (infra/ferretdb/id_in.go)."""
+"""Most `_id`s per lookup. Well under the 1,000 FerretDB's `$in` push-down takes
+(infra/ferretdb/patches/02-id-in-pushdown.patch)."""
 
 
 async def find_by_id(collection: Any, ids: Sequence[Any]) -> list[Document]:
