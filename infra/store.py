@@ -59,7 +59,7 @@ def ping(url: str, timeout_ms: int = 2000) -> bool:
 
 
 # SQLite's default in WAL mode (synchronous=FULL) syncs the log to disk on every commit, and FerretDB commits
-# every document of a bulk write on its own: 1,000 upserts took ~900 ms, 0.35 ms with NORMAL. NORMAL still
+# every document of a bulk write on its own, which made bulk writes disk-bound. NORMAL still
 # survives any crash of FerretDB or of a service; only an OS crash or power cut can lose the last commits —
 # the same promise as MongoDB's default write concern (journal flushed every 100 ms) and as the Kafka
 # broker here, which leaves flushing to the OS.
@@ -144,8 +144,8 @@ def start(data_dir: Path, port: int | None = None, timeout: float = 60.0) -> Sto
                f"--state-dir={db}", "--telemetry=disable", "--log-level=warn", "--debug-addr=-"]
     log = store.log
     assert log is not None
-    # FerretDB's garbage collector ran at ~8% of its CPU with Go's default target (GOGC=100); a heap allowed
-    # to grow to 5× what is live before a collection costs a few tens of MB here. A GOGC already set wins.
+    # With Go's default target (GOGC=100) FerretDB's garbage collector took a visible share of its CPU; a heap
+    # allowed to grow to 5 times what is live before a collection costs little memory here. A GOGC already set wins.
     proc = spawn(cmd, log, env={"GOGC": os.environ.get("GOGC", "400")} if store.engine == "ferretdb" else None)
     store.pid, store.proc = proc.pid, proc
     try:

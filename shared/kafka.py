@@ -44,7 +44,7 @@ _WORDS = [struct.Struct(f"<{n}I") for n in range(33)]
 
 def murmur2(key: bytes) -> int:
     """Kafka's murmur2 hash of `key`, as the Java client and aiokafka compute it (`aiokafka.partitioner.murmur2`),
-    a word at a time instead of a byte at a time: 4 µs instead of 11 for an id, once per event produced."""
+    a word at a time instead of a byte at a time, since it runs once per event produced."""
     length = len(key)
     n = length >> 2
     h = 0x9747B28C ^ length

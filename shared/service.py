@@ -62,8 +62,8 @@ def app_options(settings: ServiceSettings) -> dict[str, Any]:
     """Keyword arguments for every service's `FastAPI(...)`.
 
     FastAPI (0.16x) instruments every request for OpenTelemetry whenever a tracer, meter or logger
-    provider is configured, and to find out it looks the global providers up on every request: ~20 µs
-    each, a tenth of a single submission's cost, spent to learn that none is. The services carry
+    provider is configured, and to find out it looks the global providers up on every request, a
+    noticeable share of a single submission's cost spent to learn that none is. The services carry
     W3C trace context in their events and logs themselves, so this is opt-in (`DMP_OPENTELEMETRY`).
     """
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:  # an older FastAPI: nothing to turn off
@@ -93,8 +93,8 @@ def run(service: str, settings: ServiceSettings, build_app: Callable[[FatalHandl
 
     app = build_app(on_fatal)
     # What start-up built lives as long as the process: keep it out of the collector's full passes, which
-    # the short-lived objects of every batch and request trigger, each walking all of it again (in
-    # aggregate such a pass held the event loop 42-105 ms, 14-39 ms once start-up's objects were frozen).
+    # the short-lived objects of every batch and request trigger, each walking all of it again while the
+    # event loop waits.
     gc.collect()
     gc.freeze()
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,

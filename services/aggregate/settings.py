@@ -19,6 +19,6 @@ class AggregateSettings(ServiceSettings):
         "Longest the broker may hold one of aggregate's fetches while it has nothing to return (Kafka's "
         "fetch.max.wait.ms, 500 by default). A fetch holding only partitions whose news is a committed "
         "transaction of validate's was seen answered only when this ran out, not at the commit, and the "
-        "consumer sends no other fetch meanwhile: stalls of 300-400 ms at 185 submissions/s."))
+        "consumer sends no other fetch meanwhile, so a long wait stalls the views."))
     generation_poll_s: float = Field(3.0, gt=0, description="How often to check which generation of the views "
                                                             "is live (a swap is followed within this time).")

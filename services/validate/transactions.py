@@ -15,7 +15,7 @@ MAX_BATCH_BYTES = 512 * 1024
 """Largest record batch built per partition. An idempotent producer has one batch in flight per partition, and
 a send that finds its partition's batch full waits until that batch has gone. aiokafka's default, 16 KiB,
 holds a handful of decisions, so a 500-event transaction became dozens of broker round trips one after
-another: 35-70 ms of sending per batch, 10-20 ms with this. Half the broker's default `message.max.bytes`,
+another. Half the broker's default `message.max.bytes`,
 so a full batch is always accepted."""
 
 TRANSACTIONAL_PRODUCER: dict[str, Any] = {"enable_idempotence": True, "acks": "all", "linger_ms": 2,
@@ -28,9 +28,9 @@ class Transactions:
 
     On Kafka 3.9 a producer that begins a transaction right after committing one meets
     CONCURRENT_TRANSACTIONS while the broker still writes the last one's markers, and the client
-    waits 20 ms before adding its partitions again (KAFKA-5477): 36 ms per transaction however
-    small, measured. The other producer's last transaction ended a whole batch ago, so its next
-    begins at once: 9 ms. Transactions still run strictly one after another, so batches commit in
+    waits before adding its partitions again (KAFKA-5477), however small the transaction. The
+    other producer's last transaction ended a whole batch ago, so its next begins at once.
+    Transactions still run strictly one after another, so batches commit in
     order; both transactional ids are fixed, so a restarted worker fences both and the broker
     aborts whatever either left open.
     """
