@@ -504,7 +504,7 @@ async def aggregate(b: Bench) -> None:
                 try:
                     # Started, assigned and through its first (small) batch: now give it the measured events,
                     # all at once as the ceiling has them (its clock starts when they are committed: the
-                    # bench's own producer is not aggregate's work, and took from 0.06 to 0.4 s).
+                    # bench's own producer is not aggregate's work, and its time varies from run to run).
                     await watch_group(b.bootstrap, group, topics.validated, PRIMER, timeout=300, proc=proc.proc,
                                       since=(0, time.perf_counter(), {}))
                     probe = b.probe(aggregate=proc.proc.pid)
@@ -651,7 +651,7 @@ async def e2e(b: Bench) -> None:
     rate = o.e2e_rate or (sustained or 100.0) / 2
     if not b.warm:
         # Nothing has gone through this run's new broker yet: its first seconds of traffic at this rate are
-        # slow while the JVM compiles (seen: latencies ~1 s for 4 s, then the same as in later runs). The
+        # slow while the JVM compiles, unlike every later run's. The
         # figure is the pipeline's steady state, so a run like the measured ones goes first, off the clock.
         await run_point(b, "w", rate, WARM_UP_SECONDS, drain=o.e2e_drain)
         log(f"e2e: warmed the new broker up with {WARM_UP_SECONDS:g}s at {rate:,.1f}/s (not counted)")
