@@ -39,7 +39,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP) ## mypy, strict
-	$(VENV)/bin/mypy shared services infra
+	$(VENV)/bin/mypy shared services infra cli bench
 
 bench: $(STAMP) ## the benchmark; prints a table and writes var/bench/latest.json
 	$(PY) -m bench
