@@ -23,3 +23,8 @@ def test_every_relative_link_in_the_readme_names_a_file_that_exists() -> None:
     assert targets, "the README links into docs/"
     missing = [t for t in targets if t and not (ROOT / t).exists()]
     assert missing == []
+
+
+def test_the_readme_stays_short_enough_to_read_first() -> None:
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 10 * 1024, f"README.md is {size} bytes; move detail into docs/"
