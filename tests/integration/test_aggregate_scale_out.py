@@ -253,3 +253,41 @@ async def test_two_workers_split_partitions_and_keep_views_exact_through_rebalan
             assert by_topic[settings.topics.received] == by_topic[settings.topics.validated] \
                 == by_topic[settings.topics.rejected]
     assert any(a and len(a) < 18 for a in first.assignments), "the first worker shared its partitions"
+
+
+async def test_more_workers_than_partitions_leaves_the_extra_one_idle_and_not_ready_with_views_exact(
+        infra: Infra, store: tuple[AsyncMongoClient[Document], str]) -> None:
+    """docs/views.md: more processes than partitions leaves the extra ones idle (and not ready)."""
+    client, database = store
+    settings = make_settings(infra, database, max_batch=40, topic_partitions=2)
+    repository = MongoRepository(client, database)
+    await repository.ensure_indexes()
+    guards: list[Guarded] = []
+    workers: list[AggregateWorker] = []
+    try:
+        for _ in range(3):
+            guard = Guarded(repository, settings.topics)
+            worker = AggregateWorker(settings, guard)
+            guard.worker = worker
+            guards.append(guard)
+            await worker.start()
+            workers.append(worker)
+
+        async def settled() -> bool:
+            owned = [{tp.partition for tp in w.owned} for w in workers]
+            return sorted(len(o) for o in owned) == [0, 1, 1] and set().union(*owned) == {0, 1}
+        await until(settled, what="two workers owning one partition each, the third none")
+        async with Feeder(infra.bootstrap, settings) as feeder:
+            await feeder.feed(workload(random.Random(5), "m", 80))
+            await until(lambda: processed_everything(repository, feeder), what="every event processed")
+            sends = feeder.sends
+        idle = [w for w in workers if not w.owned]
+        assert len(idle) == 1
+        assert not idle[0].assigned(), "an idle worker does not report itself ready"
+        assert all(w.assigned() for w in workers if w.owned)
+    finally:
+        for worker in workers:
+            await worker.stop()
+
+    assert await visible_views(repository) == dict(oracle(sends))
+    assert [v for g in guards for v in g.violations] == []
