@@ -14,7 +14,6 @@ from shared.envelope import (
     EVENT_RECEIVED,
     SubmissionReceived,
     cloudevent_headers,
-    dumps,
     new_trace_id,
 )
 from shared.topics import Topics
@@ -73,7 +72,7 @@ def received(envs: list[dict[str, Any]]) -> list[Record]:
         trace_id = new_trace_id()
         event = SubmissionReceived(id=e["id"], type=e["type"], schema_version=e["schema_version"], data=e["data"],
                                    submitted_by="anonymous", received_at=now, trace_id=trace_id)
-        out.append(Record(e["id"].encode(), dumps(event), cloudevent_headers(EVENT_RECEIVED, e["id"], trace_id, now)))
+        out.append(Record(e["id"].encode(), event.encode(), cloudevent_headers(EVENT_RECEIVED, e["id"], trace_id, now)))
     return out
 
 

@@ -1,36 +1,45 @@
-"""Reading the three submission topics into projection events."""
+"""Reading the three submission topics into projection events, through each event's decoder."""
 
 from __future__ import annotations
 
 import logging
 
 import orjson
+from pydantic import ValidationError
 
 from services.aggregate.projection import Event, field_digests
-from shared.envelope import content_hash
+from shared.envelope import SubmissionReceived, SubmissionRejected, SubmissionValidated, content_hash
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
+def _text(time: object) -> str:
+    """A decoded event time as the events carry it (ISO 8601, `Z` for UTC)."""
+    return orjson.dumps(time, option=orjson.OPT_UTC_Z)[1:-1].decode()
+
+
 def to_event(topic: str, partition: int, offset: int, value: bytes | None, topics: Topics) -> Event | None:
     """The projection event for one record, or None (logged) if it cannot be read."""
     try:
-        raw = orjson.loads(value or b"")
         if topic == topics.received:
-            return Event("received", raw["id"], raw["type"], offset,
-                         content_hash(raw["type"], raw["schema_version"], raw["data"]),
-                         raw["received_at"], raw["submitted_by"], raw["received_at"],
-                         fields=field_digests(raw["data"]))
+            received = SubmissionReceived.decode(value or b"")
+            at = _text(received.received_at)
+            return Event("received", received.id, received.type, offset,
+                         content_hash(received.type, received.schema_version, received.data),
+                         at, received.submitted_by, at, fields=field_digests(received.data))
         if topic == topics.validated:
-            return Event("validated", raw["id"], raw["type"], raw["received"]["seq"], raw["data_hash"],
-                         raw["validated_at"], raw["submitted_by"], raw["received_at"], data=raw["data"],
-                         source=str(partition), offset=offset)
+            validated = SubmissionValidated.decode(value or b"")
+            return Event("validated", validated.id, validated.type, validated.received.seq, validated.data_hash,
+                         _text(validated.validated_at), validated.submitted_by, _text(validated.received_at),
+                         data=validated.data, source=str(partition), offset=offset)
         if topic == topics.rejected:
-            return Event("rejected", raw["id"], raw["type"], raw["received"]["seq"], raw["data_hash"],
-                         raw["rejected_at"], raw["submitted_by"], raw["received_at"], errors=raw["errors"],
-                         fields=field_digests(raw["original"].get("data")))
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            rejected = SubmissionRejected.decode(value or b"")
+            return Event("rejected", rejected.id, rejected.type, rejected.received.seq, rejected.data_hash,
+                         _text(rejected.rejected_at), rejected.submitted_by, _text(rejected.received_at),
+                         errors=[e.model_dump() for e in rejected.errors],
+                         fields=field_digests(rejected.original.get("data")))
+    except ValidationError as exc:
         log.error("unreadable event skipped", extra={"topic": topic, "partition": partition, "offset": offset,
                                                      "error": repr(exc)})
         return None

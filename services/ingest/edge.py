@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope
+from starlette.requests import ClientDisconnect, Request
 
 from shared.envelope import SCHEMA_VERSIONS, SUBMISSION_TYPES, ErrorDetail, SubmissionCreate
 from shared.errors import DmpError
@@ -25,25 +23,11 @@ class BadSubmission(DmpError):
         self.errors = errors
 
 
-class Incoming(Protocol):
-    """What reading a submission needs of a request: its headers and its ASGI `receive` (a Starlette
-    `Request` is one; so is ingest's lighter stand-in for the submission routes)."""
-
-    @property
-    def scope(self) -> Scope: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    @property
-    def receive(self) -> Receive: ...
-
-
 def _problem(status: int, loc: list[str | int], msg: str, code: str) -> BadSubmission:
     return BadSubmission(status, [ErrorDetail(loc=loc, msg=msg, type=code)])
 
 
-def _content_type(request: Incoming, allowed: tuple[str, ...]) -> str:
+def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in allowed:
         raise _problem(415, ["header", "content-type"],
@@ -51,7 +35,7 @@ def _content_type(request: Incoming, allowed: tuple[str, ...]) -> str:
     return content_type
 
 
-async def _read_body(request: Incoming, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _problem(413, ["body"], f"is {declared} bytes; the limit is {limit}", "body_too_large")
@@ -82,7 +66,7 @@ def is_plain(body: bytes) -> bool:
     return body.isascii() and b"\\" not in body and b"\x7f" not in body
 
 
-async def read_json_body(request: Incoming, limit: int) -> tuple[Any, bytes]:
+async def read_json_body(request: Request, limit: int) -> tuple[Any, bytes]:
     """The parsed JSON body and its bytes; 415 for another content type, 413 past `limit` bytes, 400 if not JSON."""
     _content_type(request, ("application/json",))
     body = await _read_body(request, limit)
@@ -92,7 +76,7 @@ async def read_json_body(request: Incoming, limit: int) -> tuple[Any, bytes]:
         raise _problem(400, ["body"], f"is not valid JSON: {exc}", "invalid_json") from None
 
 
-async def read_batch_body(request: Incoming, limit: int,
+async def read_batch_body(request: Request, limit: int,
                           max_items: int) -> tuple[list[Any | BadSubmission], bytes]:
     """The batch's items and the body's bytes: a JSON array, or NDJSON where an unreadable line is that item's
     error only."""

@@ -1,76 +1,51 @@
-"""A fast lane for ingest's two submission routes: FastAPI's routing, dependency solving and request objects
-cost more per submission than ingest's own checks, so POSTs to those paths go straight to their handlers.
+"""A fast lane for ingest's two submission routes: FastAPI's routing and generic dependency solving cost
+more per submission than ingest's own checks, so POSTs to those paths go straight to their handlers.
 
-The lane sits innermost among the app's middleware: everything outside it (server errors, security
-headers, CORS, request metrics) sees these requests as before. Inside, it does what FastAPI would have
-done for them: it names the route in the scope (MetricsMiddleware labels by it) and answers an exception
-with the app's handler for it (the rest propagate, as they did). Each lane path is also declared as an
-ordinary route calling the same handler: that route documents it in the OpenAPI schema, answers other
-methods with 405, and serves the requests the lane leaves to FastAPI (under a root path, or traced by
-FastAPI's own telemetry).
+The handlers are the routes' own (routes.FAST_LANE), called with their dependencies resolved by the same
+functions FastAPI calls (routes.call_endpoint): one code path, reached without the router. The lane sits
+innermost among the app's middleware, so everything outside it (server errors, security headers, CORS,
+request metrics) sees these requests as before; inside, it does what FastAPI would have done for them: it
+names the route in the scope (MetricsMiddleware labels by it) and answers an exception with the app's
+handler for it (the rest propagate, as they did). Requests under a root path, or traced by FastAPI's own
+telemetry, are left to FastAPI.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.ingest.edge import Incoming
-
-
-class LightRequest:
-    """The little of a request the submission handlers read (an `edge.Incoming`), with only the headers they
-    ask for decoded."""
-
-    __slots__ = ("headers", "receive", "scope")
-
-    WANTED: ClassVar[dict[bytes, str]] = {
-        name.encode(): name for name in ("authorization", "content-type", "content-length", "traceparent")}
-
-    def __init__(self, scope: Scope, receive: Receive) -> None:
-        self.scope = scope
-        self.receive = receive
-        headers: dict[str, str] = {}
-        for raw, value in scope["headers"]:
-            name = self.WANTED.get(raw)
-            if name is not None and name not in headers:  # the first one, as Request.headers.get gives
-                headers[name] = value.decode("latin-1")
-        self.headers: Mapping[str, str] = headers
-
-
-Handler = Callable[[Incoming], Awaitable[Response]]
-"""Answers a submission route's request (a Starlette Request, or the lane's LightRequest)."""
+from services.ingest.routes import FAST_LANE, call_endpoint, router
 
 
 class SubmissionLane:
-    """ASGI middleware: `POST <path>` goes to `handlers[path]`, everything else to the app."""
+    """ASGI middleware: `POST <path>` of a FAST_LANE route goes to its handler, everything else to the app."""
 
-    def __init__(self, app: ASGIApp, fastapi: FastAPI, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
         self.app = app
         self.fastapi = fastapi  # built with the middleware stack, on the first request: its routes are all there
-        self.handlers = handlers
-        self.routes = {path: _declared_route(fastapi, path) for path in handlers}
+        self.routes = {path: _declared_route(router.routes, path) for path in FAST_LANE}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.handlers.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if handler is None or scope.get("root_path") or "fastapi.telemetry" in scope:
+        endpoint = FAST_LANE.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if endpoint is None or scope.get("root_path") or "fastapi.telemetry" in scope:
             await self.app(scope, receive, send)
             return
         scope["route"] = self.routes[scope["path"]]  # as routing would have set it (MetricsMiddleware reads it)
+        request = Request(scope, receive)
         try:
-            response = await handler(LightRequest(scope, receive))
+            response = await call_endpoint(endpoint, request)
         except Exception as exc:
             handle = self._exception_handler(exc)
             if handle is None:
                 raise
-            answer = handle(Request(scope, receive), exc)
+            answer = handle(request, exc)
             response = await answer if inspect.isawaitable(answer) else answer
         await response(scope, receive, send)
 
@@ -86,8 +61,8 @@ class SubmissionLane:
         return None
 
 
-def _declared_route(app: FastAPI, path: str) -> Any:
-    for route in app.routes:
+def _declared_route(routes: list[Any], path: str) -> Any:
+    for route in routes:
         if getattr(route, "path", None) == path and "POST" in getattr(route, "methods", ()):
             return route
     raise LookupError(f"the fast lane's {path} must also be declared as a POST route")

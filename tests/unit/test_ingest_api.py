@@ -8,7 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from services.ingest.app import BatchResult, SubmissionAccepted, create_app
+from services.ingest.app import create_app
+from services.ingest.routes import BatchResult, SubmissionAccepted
 from services.ingest.settings import IngestSettings
 from shared.auth import InMemoryKeyStore
 from shared.envelope import SubmissionReceived

@@ -18,10 +18,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-import orjson
 import pytest
 from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +32,14 @@ from services.aggregate.projection import DIMENSIONS, SPARSE, contributions
 from services.aggregate.report import price_row, seizure_row
 from services.aggregate.repository import VIEWS, InMemoryRepository, ViewKey, WriterCache, Writes
 from services.aggregate.worker import apply_batch, progress_documents
-from shared.envelope import content_hash
+from shared.envelope import (
+    ErrorDetail,
+    Provenance,
+    SubmissionReceived,
+    SubmissionRejected,
+    SubmissionValidated,
+    content_hash,
+)
 from shared.store import Document
 from shared.topics import Topics
 from tests.unit.test_views_projection import PERSON_A, PERSON_B, price, seizure, training, treatment
@@ -40,7 +47,8 @@ from tests.unit.test_views_projection import PERSON_A, PERSON_B, price, seizure,
 TOPICS = Topics.under("oracle")
 PARTITIONS = 3
 KINDS = {"received": TOPICS.received, "validated": TOPICS.validated, "rejected": TOPICS.rejected}
-AT = "2024-06-01T00:00:00+00:00"
+AT = datetime(2024, 6, 1, tzinfo=UTC)
+TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def submitted(data: dict[str, Any]) -> dict[str, Any]:
@@ -121,17 +129,19 @@ def write_logs(sends: list[Send]) -> Log:
         received = log[TopicPartition(TOPICS.received, send.partition)]
         seq = len(received)
         data = submitted(send.data)
-        received.append(orjson.dumps({"id": send.sid, "type": send.type, "schema_version": 1, "data": data,
-                                      "received_at": AT, "submitted_by": "officer"}))
-        common = {"id": send.sid, "type": send.type, "received": {"partition": send.partition, "seq": seq},
-                  "data_hash": content_hash(send.type, 1, data), "submitted_by": "officer", "received_at": AT}
+        received.append(SubmissionReceived(id=send.sid, type=send.type, schema_version=1, data=data, received_at=AT,
+                                           submitted_by="officer", trace_id=TRACE).encode())
+        common: dict[str, Any] = {
+            "id": send.sid, "type": send.type, "received": Provenance(partition=send.partition, seq=seq),
+            "data_hash": content_hash(send.type, 1, data), "submitted_by": "officer", "received_at": AT,
+            "trace_id": TRACE}
         if send.valid:
-            log[TopicPartition(TOPICS.validated, send.partition)].append(orjson.dumps(
-                {**common, "data": send.data, "validated_at": AT}))
+            log[TopicPartition(TOPICS.validated, send.partition)].append(SubmissionValidated(
+                **common, schema_version=1, data=send.data, validated_at=AT, validator="oracle").encode())
         else:
-            log[TopicPartition(TOPICS.rejected, send.partition)].append(orjson.dumps(
-                {**common, "original": {"data": data}, "rejected_at": AT,
-                 "errors": [{"loc": ["data"], "msg": "unreadable", "type": "invalid"}]}))
+            log[TopicPartition(TOPICS.rejected, send.partition)].append(SubmissionRejected(
+                **common, original={"data": data}, rejected_at=AT, rejected_by="oracle",
+                errors=[ErrorDetail(loc=["data"], msg="unreadable", type="invalid")]).encode())
     return log
 
 
