@@ -1,8 +1,11 @@
 """The submission envelope and the events every stage publishes about it.
 
 A field officer sends a `SubmissionCreate`; ingest publishes it as `SubmissionReceived`;
-validate publishes `SubmissionValidated` or `SubmissionRejected`. Every event is keyed by the
-submission id, so all versions of one submission stay on one partition, in order.
+validate publishes `SubmissionValidated` or `SubmissionRejected`. A withdrawal travels the same
+way: ingest publishes `WithdrawalRequested` on the received topic, validate `SubmissionWithdrawn` on
+the validated one.
+Every event is keyed by the submission id, so all versions of one submission stay on one
+partition, in order.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {
 SUBMISSION_TYPES: tuple[str, ...] = tuple(SCHEMA_VERSIONS)
 
 SubmissionType = Literal["seizure", "price", "financial_case", "treatment_facility", "training"]
-Status = Literal["received", "validated", "rejected"]
+Status = Literal["received", "validated", "rejected", "withdrawn"]
+REASON_MAX = 500
+"""The longest withdrawal reason accepted."""
 EVENT_SOURCE = "urn:dmp:pipeline"
 
 
@@ -118,6 +123,46 @@ class SubmissionRejected(BaseModel):
     trace_id: str
 
 
+class Withdrawal(BaseModel):
+    """Why a submission was withdrawn, and by whom."""
+
+    reason: str = Field(min_length=1, max_length=REASON_MAX, description="Why, in the withdrawer's words.")
+    withdrawn_by: str = Field(description="The key id that withdrew it: its submitter's or an admin's.")
+    role: str = Field(description="That key's role (`officer` or `admin`).")
+
+
+class WithdrawalRequested(BaseModel):
+    """Published by ingest on the received topic: a request, already authorised, to withdraw a submission.
+
+    It is a version of the submission like any other: ordered with its other versions by its offset.
+    """
+
+    id: str
+    type: str = Field(description="The submission's type.")
+    withdrawal: Withdrawal
+    submitted_by: str = Field(description="Who owns the submission (the key that first sent it), not who withdrew it.")
+    received_at: datetime = Field(description="When ingest took the request.")
+    trace_id: str
+
+
+class SubmissionWithdrawn(BaseModel):
+    """Published by validate on the validated topic: the submission leaves every view as of this version.
+
+    Published where the submission's valid versions are, so a subscriber reads its versions and its
+    withdrawal in one order; a later valid version brings it back.
+    """
+
+    id: str
+    type: str
+    status: Literal["withdrawn"] = "withdrawn"
+    withdrawal: Withdrawal
+    received: Provenance
+    submitted_by: str = Field(description="Who owns the submission (the key that first sent it), not who withdrew it.")
+    received_at: datetime = Field(description="When ingest took the request.")
+    withdrawn_at: datetime
+    trace_id: str
+
+
 def dumps(value: Any) -> bytes:
     """Encode an event or document as compact JSON (datetimes as ISO 8601)."""
     if isinstance(value, BaseModel):
@@ -198,3 +243,5 @@ def cloudevent_headers(event_type: str, subject: str, trace_id: str, time: datet
 EVENT_RECEIVED = "org.dmp.submission.received.v1"
 EVENT_VALIDATED = "org.dmp.submission.validated.v1"
 EVENT_REJECTED = "org.dmp.submission.rejected.v1"
+EVENT_WITHDRAWAL_REQUESTED = "org.dmp.submission.withdrawal_requested.v1"
+EVENT_WITHDRAWN = "org.dmp.submission.withdrawn.v1"

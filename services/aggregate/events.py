@@ -1,4 +1,4 @@
-"""Reading the three submission topics into projection events."""
+"""Reading the three submission topics into projection events (a withdrawal is the event with a `withdrawal`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import orjson
 
-from services.aggregate.projection import Event, field_digests
+from services.aggregate.projection import WITHDRAWN, Event, field_digests
 from shared.envelope import content_hash
 from shared.topics import Topics
 
@@ -17,6 +17,13 @@ def to_event(topic: str, partition: int, offset: int, value: bytes | None, topic
     """The projection event for one record, or None (logged) if it cannot be read."""
     try:
         raw = orjson.loads(value or b"")
+        if topic == topics.received and "withdrawal" in raw:
+            return Event("received", raw["id"], raw["type"], offset, WITHDRAWN, raw["received_at"],
+                         raw["submitted_by"], raw["received_at"], withdrawal=raw["withdrawal"])
+        if topic == topics.validated and "withdrawal" in raw:
+            return Event("withdrawn", raw["id"], raw["type"], raw["received"]["seq"], WITHDRAWN, raw["withdrawn_at"],
+                         raw["submitted_by"], raw["received_at"], source=str(partition), offset=offset,
+                         withdrawal=raw["withdrawal"])
         if topic == topics.received:
             return Event("received", raw["id"], raw["type"], offset,
                          content_hash(raw["type"], raw["schema_version"], raw["data"]),

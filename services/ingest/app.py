@@ -28,6 +28,7 @@ from services.ingest.edge import (
 from services.ingest.lane import Handler, SubmissionLane
 from services.ingest.pseudonym import pseudonymise_training
 from services.ingest.settings import IngestSettings
+from services.ingest.withdrawal import router as withdrawal_router
 from shared.access import BEARER_REQUIRED, check_access, declare_bearer_scheme, install_access
 from shared.auth import Authenticator, KeyStore, MongoKeyStore, Principal, Role
 from shared.envelope import (
@@ -43,6 +44,7 @@ from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler, labelled
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
+from shared.records import MongoSubmissionRecords, SubmissionRecords
 from shared.service import FatalHandler, app_options, run
 from shared.store import connect, store_reachable
 from shared.tracing import bind_trace_id
@@ -89,16 +91,21 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 OFFICER: tuple[Role, ...] = ("officer",)
 
 
-def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None) -> FastAPI:
-    """The ingest app; what is not passed in (broker, key store) its lifespan connects for real."""
+def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None,
+               records: SubmissionRecords | None = None) -> FastAPI:
+    """The ingest app; what is not passed in (broker, key store, submission records) its lifespan connects for
+    real."""
     pepper = settings.auth_pepper.get_secret_value().encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if keys is None:
+            if keys is None or records is None:
                 client = connect(settings.mongodb_url, "dmp-ingest")
                 stack.push_async_callback(client.close)
+                if records is None:
+                    app.state.records = MongoSubmissionRecords(client, settings.mongodb_database)
+            if keys is None:
                 app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
@@ -117,6 +124,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                               "reports and training participants here.")
     app.state.settings = settings
     app.state.publisher = publisher
+    app.state.records = records
     app.state.store_ok = _always_ok
     lanes: dict[str, Handler] = {}  # filled once the routes are declared
     app.add_middleware(SubmissionLane, fastapi=app, handlers=lanes)  # innermost: added first
@@ -219,6 +227,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
         return await accept_batch(request)
 
     lanes.update({"/v1/submissions": accept_one, "/v1/submissions/batch": accept_batch})
+    app.include_router(withdrawal_router, responses=PROBLEMS)
     app.include_router(health_router(lambda: {"broker": app.state.publisher.ready, "keys": app.state.store_ok}))
     declare_bearer_scheme(app)
     return app
