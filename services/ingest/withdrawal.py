@@ -35,7 +35,7 @@ from shared.envelope import (
     trace_id_from,
     utcnow,
 )
-from shared.kafka import Publisher
+from shared.kafka import EVENTS_PRODUCED, Publisher
 from shared.records import SubmissionRecords
 from shared.tracing import bind_trace_id
 
@@ -79,7 +79,7 @@ def read_reason(body: object) -> str:
 
 
 @router.delete(
-    "/v1/submissions/{submission_id}", status_code=202, response_model=WithdrawalAccepted, tags=["submissions"],
+    "/v1/submissions/{submission_id}", status_code=202, response_model=WithdrawalAccepted,
     responses={404: {"description": "No submission with this id has been recorded (yet)"}},
     openapi_extra={**BEARER_REQUIRED, "requestBody": {"required": True, "content": {
         "application/json": {"schema": WithdrawalCreate.model_json_schema()}}}})
@@ -116,6 +116,7 @@ async def withdraw(submission_id: uuid.UUID, request: Request) -> Response:
     publisher: Publisher = request.app.state.publisher
     await publisher.publish(settings.topics.received, sid, dumps(event),
                             cloudevent_headers(EVENT_WITHDRAWAL_REQUESTED, sid, trace_id, now))
+    EVENTS_PRODUCED.labels("ingest", settings.topics.received).inc()
     log.info("withdrawal received", extra={"submission_id": sid, "withdrawn_by": principal.key_id,
                                            "trace_id": trace_id})
     answer = WithdrawalAccepted(id=sid, status_url=f"{settings.status_base_url}/v1/submissions/{sid}",
