@@ -27,15 +27,14 @@ def collection_prefix(generation: int) -> str:
 
 
 class Submitted(NamedTuple):
-    """What another service may know of a submission: its type, who owns it, and its latest status."""
+    """What another service may know of a submission: its type and who owns it."""
 
     type: str
     submitted_by: str
-    status: str
 
 
 def submitted(record: Document) -> Submitted:
-    return Submitted(str(record["type"]), str(record["submitted_by"]), str(record["status"]))
+    return Submitted(str(record["type"]), str(record["submitted_by"]))
 
 
 class SubmissionRecords(Protocol):
@@ -54,7 +53,7 @@ class MongoSubmissionRecords:
         live = await self.db[META].find_one({"_id": LIVE})
         prefix = collection_prefix(int(live["generation"]) if live else 0)
         record = await self.db[f"{prefix}{SUBMISSIONS}"].find_one(
-            {"_id": submission_id}, {"type": 1, "submitted_by": 1, "status": 1})
+            {"_id": submission_id}, {"type": 1, "submitted_by": 1})
         return submitted(record) if record is not None else None
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from services.aggregate.events import to_event
 from services.aggregate.projection import Event
@@ -73,7 +74,7 @@ async def send(ingest: Ingest, sid: str, key: str, body: object) -> httpx.Respon
 async def test_the_submitting_officer_withdraws_and_the_request_is_published_on_the_received_topic_keyed_by_id(
         ingest: Ingest) -> None:
     sid = str(uuid.uuid4())
-    ingest.records.records[sid] = Submitted("seizure", key_id(ingest.officer), "validated")
+    ingest.records.records[sid] = Submitted("seizure", key_id(ingest.officer))
     response = await send(ingest, sid, ingest.officer, {"reason": "entered twice"})
 
     assert response.status_code == 202, response.text
@@ -88,7 +89,7 @@ async def test_the_submitting_officer_withdraws_and_the_request_is_published_on_
 
 async def test_an_admin_may_withdraw_any_submission_but_another_officer_or_an_analyst_may_not(ingest: Ingest) -> None:
     sid = str(uuid.uuid4())
-    ingest.records.records[sid] = Submitted("price", key_id(ingest.officer), "rejected")
+    ingest.records.records[sid] = Submitted("price", key_id(ingest.officer))
     other, analyst, admin = (add_key(ingest.keys, role) for role in ("officer", "analyst", "admin"))
 
     refused = await send(ingest, sid, other, {"reason": "not mine"})
@@ -113,10 +114,26 @@ async def test_an_admin_may_withdraw_any_submission_but_another_officer_or_an_an
 async def test_a_missing_or_bad_reason_is_a_422_naming_the_field(
         ingest: Ingest, body: object, loc: list[str], code: str) -> None:
     sid = str(uuid.uuid4())
-    ingest.records.records[sid] = Submitted("seizure", key_id(ingest.officer), "validated")
+    ingest.records.records[sid] = Submitted("seizure", key_id(ingest.officer))
     response = await send(ingest, sid, ingest.officer, body)
     assert response.status_code == 422
     assert [(d["loc"], d["type"]) for d in response.json()["detail"]] == [(loc, code)]
+    assert ingest.publisher.records == []
+
+
+class UnreachableRecords:
+    async def find(self, submission_id: str) -> Submitted | None:
+        raise ServerSelectionTimeoutError("store down")
+
+
+async def test_a_store_that_cannot_say_who_sent_the_submission_is_503_and_nothing_is_published(
+        ingest: Ingest) -> None:
+    app = create_app(IngestSettings(), publisher=ingest.publisher, keys=ingest.keys, records=UnreachableRecords())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
+        response = await client.request("DELETE", f"/v1/submissions/{uuid.uuid4()}", json={"reason": "typo"},
+                                        headers=bearer(ingest.officer))
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert response.json()["detail"][0]["type"] == "unavailable"
     assert ingest.publisher.records == []
 
 
@@ -126,7 +143,7 @@ async def test_a_submission_not_recorded_is_404_and_a_broker_that_is_down_503(in
     assert missing.status_code == 404
     assert missing.json()["detail"][0]["loc"] == ["path", "submission_id"]
 
-    ingest.records.records[sid] = Submitted("seizure", key_id(ingest.officer), "validated")
+    ingest.records.records[sid] = Submitted("seizure", key_id(ingest.officer))
     ingest.publisher.fail = True
     down = await send(ingest, sid, ingest.officer, {"reason": "typo"})
     assert down.status_code == 503 and down.headers["retry-after"]
