@@ -3,9 +3,8 @@
 A field officer sends a `SubmissionCreate`; ingest publishes it as `SubmissionReceived`;
 validate publishes `SubmissionValidated` or `SubmissionRejected`. A withdrawal travels the same
 way: ingest publishes `WithdrawalRequested` on the received topic, validate `SubmissionWithdrawn` on
-the validated one.
-Every event is keyed by the submission id, so all versions of one submission stay on one
-partition, in order.
+the validated one. Every event is keyed by the submission id, so all versions of one submission
+stay on one partition, in order.
 """
 
 from __future__ import annotations
