@@ -18,22 +18,35 @@ from shared.envelope import (
     EVENT_REJECTED,
     EVENT_SOURCE,
     EVENT_VALIDATED,
+    EVENT_WITHDRAWAL_REQUESTED,
+    EVENT_WITHDRAWN,
     SCHEMA_VERSIONS,
     SubmissionCreate,
     SubmissionReceived,
     SubmissionRejected,
     SubmissionValidated,
+    SubmissionWithdrawn,
+    WithdrawalRequested,
 )
 from shared.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent / "schemas"
 BASE_ID = "https://schemas.dmp.example/"
 
-EVENTS: dict[str, tuple[type[BaseModel], str, str]] = {
-    "received": (SubmissionReceived, EVENT_RECEIVED, Topics().received),
-    "validated": (SubmissionValidated, EVENT_VALIDATED, Topics().validated),
-    "rejected": (SubmissionRejected, EVENT_REJECTED, Topics().rejected),
+CHANNELS: dict[str, tuple[str, str]] = {
+    "received": (Topics().received, "ingest"),
+    "validated": (Topics().validated, "validate"),
+    "rejected": (Topics().rejected, "validate"),
 }
+"""Channel → (topic, the service that publishes on it)."""
+EVENTS: dict[str, tuple[type[BaseModel], str, str]] = {
+    "received": (SubmissionReceived, EVENT_RECEIVED, "received"),
+    "withdrawal_requested": (WithdrawalRequested, EVENT_WITHDRAWAL_REQUESTED, "received"),
+    "validated": (SubmissionValidated, EVENT_VALIDATED, "validated"),
+    "withdrawn": (SubmissionWithdrawn, EVENT_WITHDRAWN, "validated"),
+    "rejected": (SubmissionRejected, EVENT_REJECTED, "rejected"),
+}
+"""Event → (model, CloudEvents type, channel). A channel's events are told apart by `ce_type`."""
 
 CLOUDEVENT_HEADERS: dict[str, Any] = {
     "type": "object",
@@ -78,8 +91,21 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    producers = {"received": "ingest", "validated": "validate", "rejected": "validate"}
-    for kind, (model, ce_type, topic) in EVENTS.items():
+    for channel, (topic, producer) in CHANNELS.items():
+        names = {model.__name__: kind for kind, (model, _, on) in EVENTS.items() if on == channel}
+        channels[channel] = {"address": topic,
+                             "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
+                             "description": f"Keyed by submission id; published by {producer}. Retention is "
+                                            "unlimited so views can be rebuilt by replay."
+                                            + (" Its events are told apart by `ce_type`." if len(names) > 1 else "")}
+        refs = [{"$ref": f"#/channels/{channel}/messages/{name}"} for name in names]
+        operations[f"{producer}Publishes{channel.capitalize()}"] = {
+            "action": "send", "channel": {"$ref": f"#/channels/{channel}"}, "messages": refs}
+        operations[f"subscribeTo{channel.capitalize()}"] = {
+            "action": "receive", "channel": {"$ref": f"#/channels/{channel}"},
+            "summary": "Downstream programmes subscribe here (read_committed: validate writes transactionally).",
+            "messages": refs}
+    for kind, (model, ce_type, _) in EVENTS.items():
         message = model.__name__
         messages[message] = {
             "name": message, "title": message, "summary": (model.__doc__ or "").strip().splitlines()[0],
@@ -90,16 +116,6 @@ def asyncapi() -> dict[str, Any]:
             "bindings": {"kafka": {"key": {"type": "string", "description": "The submission id."},
                                    "bindingVersion": "0.5.0"}},
         }
-        channels[kind] = {"address": topic, "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-                          "description": f"Keyed by submission id; published by {producers[kind]}. "
-                                         "Retention is unlimited so views can be rebuilt by replay."}
-        operations[f"{producers[kind]}Publishes{kind.capitalize()}"] = {
-            "action": "send", "channel": {"$ref": f"#/channels/{kind}"},
-            "messages": [{"$ref": f"#/channels/{kind}/messages/{message}"}]}
-        operations[f"subscribeTo{kind.capitalize()}"] = {
-            "action": "receive", "channel": {"$ref": f"#/channels/{kind}"},
-            "summary": "Downstream programmes subscribe here (read_committed: validate writes transactionally).",
-            "messages": [{"$ref": f"#/channels/{kind}/messages/{message}"}]}
     return {
         "asyncapi": "3.0.0",
         "info": {"title": "DMP Pipeline submission events", "version": "1.0.0",

@@ -6,6 +6,8 @@ from shared.envelope import (
     SubmissionReceived,
     SubmissionRejected,
     SubmissionValidated,
+    SubmissionWithdrawn,
+    WithdrawalRequested,
     content_hash,
 )
 from shared.errors import DmpError, InfrastructureUnavailable
@@ -25,6 +27,8 @@ __all__ = [
     "SubmissionReceived",
     "SubmissionRejected",
     "SubmissionValidated",
+    "SubmissionWithdrawn",
     "Topics",
+    "WithdrawalRequested",
     "content_hash",
 ]

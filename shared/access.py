@@ -3,6 +3,7 @@
 | route | roles |
 |---|---|
 | `POST /v1/submissions`, `/v1/submissions/batch` (ingest) | officer, for the countries of its key |
+| `DELETE /v1/submissions/{id}` (ingest) | the officer whose key sent the submission, admin |
 | `GET /v1/submissions/{id}` (aggregate) | analyst, operator, admin; an officer only for its own submissions |
 | `GET /v1/views/*`, `GET /v1/exports/*` (aggregate) | analyst |
 | `GET /v1/audit` (aggregate) | admin |
@@ -126,7 +127,7 @@ def install_access(app: FastAPI, settings: ServiceSettings, authenticator: Authe
 
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "traceparent"], max_age=600)
 
 

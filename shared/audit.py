@@ -1,4 +1,4 @@
-"""The audit trail: who submitted, amended, exported, made or revoked what, and when. Append-only.
+"""The audit trail: who submitted, amended, withdrew, exported, made or revoked what, and when. Append-only.
 
 Entries are keyed by what they record (`<submission id>:<seq>` for a submission version), so
 writing one again after a replay changes nothing.
@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 from shared.store import Document, store_documents
 
-Action = Literal["submitted", "amended", "resubmitted", "exported", "key_created", "key_revoked"]
+Action = Literal["submitted", "amended", "resubmitted", "withdrawn", "exported", "key_created", "key_revoked"]
 
 
 def entry(key: str, at: datetime | str, actor: str, action: Action, target: str, **details: Any) -> Document:

@@ -1,8 +1,10 @@
 """The submission envelope and the events every stage publishes about it.
 
 A field officer sends a `SubmissionCreate`; ingest publishes it as `SubmissionReceived`;
-validate publishes `SubmissionValidated` or `SubmissionRejected`. Every event is keyed by the
-submission id, so all versions of one submission stay on one partition, in order.
+validate publishes `SubmissionValidated` or `SubmissionRejected`. A withdrawal travels the same
+way: ingest publishes `WithdrawalRequested` on the received topic, validate `SubmissionWithdrawn` on
+the validated one. Every event is keyed by the submission id, so all versions of one submission
+stay on one partition, in order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import secrets
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,7 +33,9 @@ SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {
 SUBMISSION_TYPES: tuple[str, ...] = tuple(SCHEMA_VERSIONS)
 
 SubmissionType = Literal["seizure", "price", "financial_case", "treatment_facility", "training"]
-Status = Literal["received", "validated", "rejected"]
+Status = Literal["received", "validated", "rejected", "withdrawn"]
+REASON_MAX = 500
+"""The longest withdrawal reason accepted."""
 EVENT_SOURCE = "urn:dmp:pipeline"
 
 
@@ -67,7 +71,22 @@ class SubmissionCreate(BaseModel):
         return self
 
 
-class SubmissionReceived(BaseModel):
+class PublishedEvent(BaseModel):
+    """An event the services publish: `encode()` is its one encoder, `decode()` its one decoder."""
+
+    def encode(self) -> bytes:
+        """This event as published (the model's own JSON; the frequent events override it with a faster one)."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> Self:
+        """The event read from `value` (a ValidationError for anything that is not one)."""
+        # cls.model_validate_json(value), without the wrapper's keyword handling (once per event).
+        decoded: Self = cls.__pydantic_validator__.validate_json(value)
+        return decoded
+
+
+class SubmissionReceived(PublishedEvent):
     """Published by ingest: the envelope as received, plus who sent it, when, and a trace id."""
 
     id: str
@@ -95,12 +114,6 @@ class SubmissionReceived(BaseModel):
         return _RECEIVED % (id.encode(), type.encode(), schema_version, data, orjson.dumps(submitted_by),
                             orjson.dumps(received_at, option=orjson.OPT_UTC_Z), orjson.dumps(trace_id))
 
-    @classmethod
-    def decode(cls, value: bytes) -> SubmissionReceived:
-        """The event's one decoder (a ValidationError for anything that is not one)."""
-        # cls.model_validate_json(value), without the wrapper's keyword handling (once per event).
-        decoded: SubmissionReceived = cls.__pydantic_validator__.validate_json(value)
-        return decoded
 
 
 _RECEIVED = (b'{"id":"%s","type":"%s","schema_version":%d,"data":%s,"submitted_by":%s,"received_at":%s,'
@@ -114,7 +127,7 @@ class Provenance(BaseModel):
     seq: int = Field(description="Offset of the received event: later versions have larger seq.")
 
 
-class SubmissionValidated(BaseModel):
+class SubmissionValidated(PublishedEvent):
     """Published by validate: the normalised submission."""
 
     id: str
@@ -147,14 +160,9 @@ class SubmissionValidated(BaseModel):
             "received_at": received_at, "validated_at": validated_at, "validator": validator,
             "trace_id": trace_id}, option=orjson.OPT_UTC_Z)
 
-    @classmethod
-    def decode(cls, value: bytes) -> SubmissionValidated:
-        """The event's one decoder (a ValidationError for anything that is not one)."""
-        decoded: SubmissionValidated = cls.__pydantic_validator__.validate_json(value)
-        return decoded
 
 
-class SubmissionRejected(BaseModel):
+class SubmissionRejected(PublishedEvent):
     """Published by validate: the untouched original plus every reason (a replayable bad row)."""
 
     id: str
@@ -169,15 +177,46 @@ class SubmissionRejected(BaseModel):
     rejected_by: str
     trace_id: str
 
-    def encode(self) -> bytes:
-        """The event's one encoder (rejections are few: the model's own serialisation)."""
-        return orjson.dumps(self.model_dump(mode="json"))
 
-    @classmethod
-    def decode(cls, value: bytes) -> SubmissionRejected:
-        """The event's one decoder (a ValidationError for anything that is not one)."""
-        decoded: SubmissionRejected = cls.__pydantic_validator__.validate_json(value)
-        return decoded
+
+class Withdrawal(BaseModel):
+    """Why a submission was withdrawn, and by whom."""
+
+    reason: str = Field(min_length=1, max_length=REASON_MAX, description="Why, in the withdrawer's words.")
+    withdrawn_by: str = Field(description="The key id that withdrew it: its submitter's or an admin's.")
+    role: str = Field(description="That key's role (`officer` or `admin`).")
+
+
+class WithdrawalRequested(PublishedEvent):
+    """Published by ingest on the received topic: a request, already authorised, to withdraw a submission.
+
+    It is a version of the submission like any other: ordered with its other versions by its offset.
+    """
+
+    id: str
+    type: str = Field(description="The submission's type.")
+    withdrawal: Withdrawal
+    submitted_by: str = Field(description="Who owns the submission (the key that first sent it), not who withdrew it.")
+    received_at: datetime = Field(description="When ingest took the request.")
+    trace_id: str
+
+
+class SubmissionWithdrawn(PublishedEvent):
+    """Published by validate on the validated topic: the submission leaves every view as of this version.
+
+    Published where the submission's valid versions are, so a subscriber reads its versions and its
+    withdrawal in one order; a later valid version brings it back.
+    """
+
+    id: str
+    type: str
+    status: Literal["withdrawn"] = "withdrawn"
+    withdrawal: Withdrawal
+    received: Provenance
+    submitted_by: str = Field(description="Who owns the submission (the key that first sent it), not who withdrew it.")
+    received_at: datetime = Field(description="When ingest took the request.")
+    withdrawn_at: datetime
+    trace_id: str
 
 
 def dumps(value: Any) -> bytes:
@@ -260,3 +299,5 @@ def cloudevent_headers(event_type: str, subject: str, trace_id: str, time: datet
 EVENT_RECEIVED = "org.dmp.submission.received.v1"
 EVENT_VALIDATED = "org.dmp.submission.validated.v1"
 EVENT_REJECTED = "org.dmp.submission.rejected.v1"
+EVENT_WITHDRAWAL_REQUESTED = "org.dmp.submission.withdrawal_requested.v1"
+EVENT_WITHDRAWN = "org.dmp.submission.withdrawn.v1"

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.aggregate.paging import get_repository
+from services.aggregate.projection import WITHDRAWN
 from services.aggregate.views import router as views_router
 from shared.access import BEARER_REQUIRED, allow, authorise
 from shared.audit import Action, AuditLog
 from shared.auth import Principal, Role
-from shared.envelope import ErrorDetail
+from shared.envelope import ErrorDetail, Withdrawal
 from shared.store import Document
 
 router = APIRouter()
@@ -29,6 +30,7 @@ class VersionEntry(BaseModel):
     errors: list[ErrorDetail] = []
     changed: list[str] | None = Field(None, description="Fields that differ from the previous version "
                                                         "(nested ones as `participant/agency`).")
+    withdrawal: Withdrawal | None = Field(None, description="On a withdrawn version: why, and by whom.")
 
 
 class SubmissionStatus(BaseModel):
@@ -52,7 +54,7 @@ STATUS_READERS: tuple[Role, ...] = ("officer", "analyst", "operator", "admin")
             responses={404: {"description": "No submission with this id has been seen"}},
             openapi_extra=BEARER_REQUIRED)
 async def submission_status(submission_id: str, request: Request) -> Response:
-    """The status of one submission: received, validated or rejected, with reasons and history.
+    """The status of one submission: received, validated, rejected or withdrawn, with reasons and history.
 
     Officers see only the submissions their key sent (others answer 404, as if unknown).
     """
@@ -77,7 +79,8 @@ def status_of(record: Document) -> SubmissionStatus:
     valid = record.get("valid")
     history = [VersionEntry(**h, changed=changed) for h, changed in zip(record["history"],
                                                                          _changes(record["history"]), strict=True)]
-    current = next((h["version"] for h in record["history"] if valid and h["seq"] == valid["seq"]), None)
+    counted = valid if valid and valid["hash"] != WITHDRAWN else None
+    current = next((h["version"] for h in record["history"] if counted and h["seq"] == counted["seq"]), None)
     return SubmissionStatus(id=record["_id"], type=record["type"], status=record["status"], version=record["version"],
                             current_valid_version=current, errors=record["errors"],
                             received_at=record["received_at"], updated_at=record["updated_at"], history=history)

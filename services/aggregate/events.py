@@ -1,4 +1,8 @@
-"""Reading the three submission topics into projection events, through each event's decoder."""
+"""Reading the three submission topics into projection events, through each event's decoder.
+
+The received topic carries submissions and withdrawal requests, the validated topic valid versions and
+withdrawals: the frequent one is tried first, the other only when that fails.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,15 @@ import logging
 import orjson
 from pydantic import ValidationError
 
-from services.aggregate.projection import Event, field_digests
-from shared.envelope import SubmissionReceived, SubmissionRejected, SubmissionValidated, content_hash
+from services.aggregate.projection import WITHDRAWN, Event, field_digests
+from shared.envelope import (
+    SubmissionReceived,
+    SubmissionRejected,
+    SubmissionValidated,
+    SubmissionWithdrawn,
+    WithdrawalRequested,
+    content_hash,
+)
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -21,20 +32,14 @@ def _text(time: object) -> str:
 
 def to_event(topic: str, partition: int, offset: int, value: bytes | None, topics: Topics) -> Event | None:
     """The projection event for one record, or None (logged) if it cannot be read."""
+    value = value or b""
     try:
         if topic == topics.received:
-            received = SubmissionReceived.decode(value or b"")
-            at = _text(received.received_at)
-            return Event("received", received.id, received.type, offset,
-                         content_hash(received.type, received.schema_version, received.data),
-                         at, received.submitted_by, at, fields=field_digests(received.data))
+            return _received(value, offset)
         if topic == topics.validated:
-            validated = SubmissionValidated.decode(value or b"")
-            return Event("validated", validated.id, validated.type, validated.received.seq, validated.data_hash,
-                         _text(validated.validated_at), validated.submitted_by, _text(validated.received_at),
-                         data=validated.data, source=str(partition), offset=offset)
+            return _validated(value, partition, offset)
         if topic == topics.rejected:
-            rejected = SubmissionRejected.decode(value or b"")
+            rejected = SubmissionRejected.decode(value)
             return Event("rejected", rejected.id, rejected.type, rejected.received.seq, rejected.data_hash,
                          _text(rejected.rejected_at), rejected.submitted_by, _text(rejected.received_at),
                          errors=[e.model_dump() for e in rejected.errors],
@@ -44,3 +49,30 @@ def to_event(topic: str, partition: int, offset: int, value: bytes | None, topic
                                                      "error": repr(exc)})
         return None
     return None
+
+
+def _received(value: bytes, offset: int) -> Event:
+    try:
+        received = SubmissionReceived.decode(value)
+    except ValidationError:
+        request = WithdrawalRequested.decode(value)
+        at = _text(request.received_at)
+        return Event("received", request.id, request.type, offset, WITHDRAWN, at, request.submitted_by, at,
+                     withdrawal=request.withdrawal.model_dump())
+    at = _text(received.received_at)
+    return Event("received", received.id, received.type, offset,
+                 content_hash(received.type, received.schema_version, received.data),
+                 at, received.submitted_by, at, fields=field_digests(received.data))
+
+
+def _validated(value: bytes, partition: int, offset: int) -> Event:
+    try:
+        validated = SubmissionValidated.decode(value)
+    except ValidationError:
+        withdrawn = SubmissionWithdrawn.decode(value)
+        return Event("withdrawn", withdrawn.id, withdrawn.type, withdrawn.received.seq, WITHDRAWN,
+                     _text(withdrawn.withdrawn_at), withdrawn.submitted_by, _text(withdrawn.received_at),
+                     source=str(partition), offset=offset, withdrawal=withdrawn.withdrawal.model_dump())
+    return Event("validated", validated.id, validated.type, validated.received.seq, validated.data_hash,
+                 _text(validated.validated_at), validated.submitted_by, _text(validated.received_at),
+                 data=validated.data, source=str(partition), offset=offset)

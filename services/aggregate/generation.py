@@ -30,13 +30,12 @@ from services.aggregate.worker import AggregateWorker
 from shared.audit import AuditLog
 from shared.envelope import utcnow
 from shared.errors import DmpError
+from shared.records import LIVE, META
 from shared.service import FatalHandler
 from shared.store import Document
 
 log = logging.getLogger(__name__)
 
-META = "aggregate_meta"
-LIVE = "live"
 REBUILD = "rebuild"
 GENERATION_COLLECTION = re.compile(r"^g([1-9][0-9]*)_(submissions|progress|view_[a-z]+)$")
 

@@ -1,7 +1,9 @@
 """View projection core: how each event changes a submission's record and the views. Pure.
 
-A view is a pure function of the current valid version of every submission. Three rules make
-the incremental updates exact under redelivery, replay and crashes between writes:
+A view is a pure function of the current valid version of every submission. A withdrawal is a
+version that is valid and contributes nothing: it takes the submission out of every view, and a
+later valid version brings it back. Three rules make the incremental updates exact under
+redelivery, replay and crashes between writes:
 
 * Versions of one submission are ordered by `seq`, the offset of its received event; an event
   whose seq is not newer than what a record already reflects changes nothing.
@@ -60,9 +62,11 @@ INT64 = 2**63
 """BSON integers are signed 64-bit; larger sums (money in some currencies) are stored as decimal text."""
 
 HISTORY_LIMIT = 100
-RANK = {"received": 0, "validated": 1, "rejected": 1}
+RANK = {"received": 0, "validated": 1, "rejected": 1, "withdrawn": 1}
+WITHDRAWN = "withdrawn"
+"""The content hash of every withdrawn version (a real one is hex): withdrawing twice is one version."""
 
-EventKind = Literal["received", "validated", "rejected"]
+EventKind = Literal["received", "validated", "rejected", "withdrawn"]
 
 SHARD = "#p"
 """Separates a view document's bucket key from its shard: `AFG:2024:heroin:kg#p3`."""
@@ -102,6 +106,8 @@ class Event:
     offset: int = -1
     fields: dict[str, str] = field(default_factory=dict)
     """A short digest of each submitted field, so a version's status can say what changed."""
+    withdrawal: dict[str, Any] | None = None
+    """A withdrawal's reason, who withdrew and their role (`shared.envelope.Withdrawal`)."""
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,7 @@ def project(record: Document | None, event: Event) -> tuple[Document, list[Delta
     record = _copy(record) if record is not None else _new_record(event)
     _merge_history(record, event)
     deltas: list[Delta] = []
-    if event.kind == "validated":
+    if event.kind in ("validated", "withdrawn"):
         deltas = _apply_valid_version(record, event)
     record["updated_at"] = max(record.get("updated_at", ""), event.at)
     return record, deltas
@@ -315,6 +321,8 @@ def _merge_history(record: Document, event: Event) -> None:
         history.insert(index, entry)
     if event.fields and not entry.get("fields"):
         entry["fields"] = event.fields
+    if event.withdrawal is not None:
+        entry["withdrawal"] = event.withdrawal
     if RANK[event.kind] >= RANK[entry["status"]]:
         entry["status"] = event.kind
         entry["errors"] = event.errors if event.kind == "rejected" else []
@@ -351,7 +359,7 @@ def _apply_valid_version(record: Document, event: Event) -> list[Delta]:
         record["valid"] = {**valid, "seq": event.seq}
         return []
     old = [_loaded(c) for c in valid["contributions"]] if valid else []
-    new = contributions(event.type, event.data, event.id)
+    new = contributions(event.type, event.data, event.id) if event.kind == "validated" else []
     record["valid"] = {"seq": event.seq, "hash": event.data_hash, "data": event.data,
                        "contributions": [_stored(c) for c in new]}
     # One delta per view document and event: a watermark admits each event once per document.

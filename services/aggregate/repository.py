@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from pymongo import AsyncMongoClient, UpdateOne
 
 from services.aggregate.projection import merge_shards
+from shared.records import SUBMISSIONS, collection_prefix
 from shared.store import Document, bulk_write, find_by_id, store_documents
 
 VIEWS = ("seizures", "routes", "map", "prices", "financial", "treatment", "courses", "trainees", "repeats")
@@ -42,11 +43,6 @@ ViewKey = tuple[str, str]
 K = TypeVar("K", bound=Hashable)
 SHARDS_PER_READ = 200
 """Shards read per round trip; a bucket has at most one per partition."""
-
-
-def collection_prefix(generation: int) -> str:
-    """What generation `generation`'s collection names start with."""
-    return "" if generation == 0 else f"g{generation}_"
 
 
 class Writes(Protocol):
@@ -255,7 +251,7 @@ class MongoRepository:
         self.generation = generation
         self.db = client[database]
         self.prefix = collection_prefix(generation)
-        self.submissions = self.db[f"{self.prefix}submissions"]
+        self.submissions = self.db[f"{self.prefix}{SUBMISSIONS}"]
         self.progress = self.db[f"{self.prefix}progress"]
 
     def view(self, name: str) -> Any:

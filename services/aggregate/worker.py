@@ -200,7 +200,8 @@ async def apply_batch(repository: Writes, events: list[Event], alongside_records
 
 
 def submission_audit(records: dict[str, Document], events: list[Event]) -> list[Document]:
-    """An audit entry per received version: submitted (first), amended (new data) or resubmitted (same data)."""
+    """An audit entry per received version: submitted (first), amended (new data), resubmitted (same data) or
+    withdrawn (by its withdrawer)."""
     entries = []
     for event in events:
         if event.kind != "received" or event.id not in records:
@@ -210,6 +211,11 @@ def submission_audit(records: dict[str, Document], events: list[Event]) -> list[
         if index is None:
             continue
         version = history[index]["version"]
+        if event.withdrawal is not None:
+            entries.append(audit_entry(f"{event.id}:{event.seq}", event.received_at,
+                                       event.withdrawal["withdrawn_by"], "withdrawn", event.id, type=event.type,
+                                       version=version, reason=event.withdrawal["reason"]))
+            continue
         action: Action = ("submitted" if index == 0 else
                           "amended" if history[index - 1]["version"] != version else "resubmitted")
         entries.append(audit_entry(f"{event.id}:{event.seq}", event.received_at, event.submitted_by, action,

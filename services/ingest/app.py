@@ -10,29 +10,36 @@ from fastapi.responses import JSONResponse
 
 from services.ingest.edge import BadSubmission
 from services.ingest.lane import SubmissionLane
-from services.ingest.routes import router
+from services.ingest.routes import PROBLEMS, router
 from services.ingest.settings import IngestSettings
 from services.ingest.submission import UNAVAILABLE
+from services.ingest.withdrawal import router as withdrawal_router
 from shared.access import declare_bearer_scheme, install_access
 from shared.auth import Authenticator, KeyStore, MongoKeyStore
 from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.kafka import KafkaPublisher, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
+from shared.records import MongoSubmissionRecords, SubmissionRecords
 from shared.service import FatalHandler, app_options, run
 from shared.store import connect, store_reachable
 
 
-def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None) -> FastAPI:
-    """The ingest app; what is not passed in (broker, key store) its lifespan connects for real."""
+def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None,
+               records: SubmissionRecords | None = None) -> FastAPI:
+    """The ingest app; what is not passed in (broker, key store, submission records) its lifespan connects for
+    real."""
     pepper = settings.auth_pepper.get_secret_value().encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if keys is None:
+            if keys is None or records is None:
                 client = connect(settings.mongodb_url, "dmp-ingest")
                 stack.push_async_callback(client.close)
+                if records is None:
+                    app.state.records = MongoSubmissionRecords(client, settings.mongodb_database)
+            if keys is None:
                 app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
@@ -51,6 +58,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                               "reports and training participants here.")
     app.state.settings = settings
     app.state.publisher = publisher
+    app.state.records = records
     app.state.store_ok = _always_ok
     app.add_middleware(SubmissionLane, fastapi=app)  # innermost: added first
     app.add_middleware(MetricsMiddleware, service="ingest")
@@ -59,6 +67,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.add_exception_handler(BadSubmission, bad_submission)  # type: ignore[arg-type]
     app.add_exception_handler(InfrastructureUnavailable, broker_unavailable)  # type: ignore[arg-type]
     app.include_router(router)
+    app.include_router(withdrawal_router, responses=PROBLEMS)
     app.include_router(health_router(lambda: {"broker": app.state.publisher.ready, "keys": app.state.store_ok}))
     declare_bearer_scheme(app)
     return app

@@ -1,4 +1,4 @@
-"""Turns one received event into the event to publish: validated or rejected. Pure."""
+"""Turns one received event into the event to publish: validated, rejected or withdrawn. Pure."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from services.validate.rules.training import without_raw_identity
 from shared.envelope import (
     EVENT_REJECTED,
     EVENT_VALIDATED,
+    EVENT_WITHDRAWN,
     ErrorDetail,
     Provenance,
     SubmissionReceived,
     SubmissionRejected,
     SubmissionValidated,
+    SubmissionWithdrawn,
+    WithdrawalRequested,
     cloudevent_headers,
     content_hash,
     new_trace_id,
@@ -38,6 +41,7 @@ class Outgoing:
     accepted: bool
     type: str = ""
     trace_id: str = ""
+    withdrawal: bool = False
 
 
 def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], partition: int, offset: int,
@@ -47,7 +51,11 @@ def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], part
     try:
         received = SubmissionReceived.decode(raw or b"")
     except ValidationError as exc:
-        return _unreadable(raw, key, headers, Provenance(partition=partition, seq=offset), exc, topics)
+        try:  # not a submission: a withdrawal, if it reads as one (rare, so tried second)
+            request = WithdrawalRequested.decode(raw or b"")
+        except ValidationError:
+            return _unreadable(raw, key, headers, Provenance(partition=partition, seq=offset), exc, topics)
+        return withdrawn(request, headers, partition, offset, topics)
     trace_id = trace_id_from(headers.get("traceparent", b"").decode(errors="replace")) or received.trace_id
     digest = content_hash(received.type, received.schema_version, received.data)
     outcome = validate(received)
@@ -65,6 +73,20 @@ def decide(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], part
         topic, ce_type = topics.rejected, EVENT_REJECTED
     return Outgoing(topic, received.id, value, cloudevent_headers(ce_type, received.id, trace_id, now),
                     accepted=isinstance(outcome, Accepted), type=received.type, trace_id=trace_id)
+
+
+def withdrawn(request: WithdrawalRequested, headers: dict[str, bytes], partition: int, offset: int,
+              topics: Topics) -> Outgoing:
+    """A withdrawal needs no rules (ingest checked who asks): it becomes the submission's withdrawn version,
+    published on the validated topic so that it is ordered with the submission's valid versions."""
+    now = utcnow()
+    trace_id = trace_id_from(headers.get("traceparent", b"").decode(errors="replace")) or request.trace_id
+    value = SubmissionWithdrawn(
+        id=request.id, type=request.type, withdrawal=request.withdrawal,
+        received=Provenance(partition=partition, seq=offset), submitted_by=request.submitted_by,
+        received_at=request.received_at, withdrawn_at=now, trace_id=trace_id).encode()
+    return Outgoing(topics.validated, request.id, value, cloudevent_headers(EVENT_WITHDRAWN, request.id, trace_id, now),
+                    accepted=True, type=request.type, trace_id=trace_id, withdrawal=True)
 
 
 def _unreadable(raw: bytes | None, key: bytes | None, headers: dict[str, bytes], provenance: Provenance,

@@ -83,7 +83,7 @@ class ValidateWorker(BatchWorker):
                 commit=time.perf_counter() - offsets_added)
         for o in outgoing:
             _produced(self.service, o.topic).inc()
-            _decisions(o.type or "unknown", "validated" if o.accepted else "rejected").inc()
+            _decisions(o.type or "unknown", _outcome(o)).inc()
             if not o.accepted:
                 _rejected(self.service, self.topics.received).inc()
             _log_decision(o)
@@ -98,10 +98,14 @@ def _phases(**seconds: float) -> None:
         _phase(phase).observe(value)
 
 
+def _outcome(outgoing: Outgoing) -> str:
+    return "withdrawn" if outgoing.withdrawal else "validated" if outgoing.accepted else "rejected"
+
+
 def _log_decision(outgoing: Outgoing) -> None:
-    """One line per decision, with the submission's trace id: rejections at info, the rest at debug."""
-    level = logging.DEBUG if outgoing.accepted else logging.INFO
+    """One line per decision, with the submission's trace id: rejections and withdrawals at info, the rest at debug."""
+    level = logging.DEBUG if outgoing.accepted and not outgoing.withdrawal else logging.INFO
     if log.isEnabledFor(level):
         with traced(outgoing.trace_id or None):
-            log.log(level, "submission validated" if outgoing.accepted else "submission rejected",
+            log.log(level, f"submission {_outcome(outgoing)}",
                     extra={"submission_id": outgoing.key, "type": outgoing.type, "topic": outgoing.topic})

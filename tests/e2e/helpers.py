@@ -35,3 +35,8 @@ def view(stack: Stack, name: str = "seizures", **params: Any) -> Any:
     assert response.status_code == 200, response.text
     body = response.json()
     return body["items"] if "items" in body and name != "fact-sheet" else body
+
+
+def withdraw(stack: Stack, submission_id: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.request("DELETE", f"{stack.url('ingest')}/v1/submissions/{submission_id}", json=body,
+                         headers=headers or stack.officer, timeout=15)

@@ -1,5 +1,6 @@
-"""`dmp views rebuild` against the running stack: the rebuilt views equal the live ones, and after `--swap` the
-aggregate service follows the new generation and keeps the views exact; the ARQ export says which one it read."""
+"""`dmp views rebuild` against the running stack: the rebuilt views equal the live ones (withdrawals included), and
+after `--swap` the aggregate service follows the new generation and keeps the views exact; the ARQ export says which
+one it read."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.views import views_app
 from tests.conftest import Stack, eventually
-from tests.e2e.helpers import submit_batch
+from tests.e2e.helpers import submit_batch, withdraw
 from tests.factories import envelope
 
 runner = CliRunner()
@@ -54,6 +55,12 @@ def test_rebuild_from_the_log_equals_live_and_a_swap_keeps_the_running_stack_exa
     for batch in (bodies + bodies[::3], amended + rejected):
         assert submit_batch(stack, batch).status_code in (200, 207)
     eventually(lambda: rows(stack) == expected_rows(final), timeout=60, interval=0.5, what="the live views")
+    withdrawn = bodies[::6]  # some of them amended, one of them twice
+    for body in [*withdrawn, withdrawn[0]]:
+        assert withdraw(stack, body["id"], {"reason": "entered by mistake"}).status_code == 202
+    for body in withdrawn:
+        final.pop(body["id"], None)
+    eventually(lambda: rows(stack) == expected_rows(final), timeout=60, interval=0.5, what="the withdrawals")
 
     checked = runner.invoke(views_app, ["rebuild", "--wait", "20"], env=stack.env)
     assert checked.exit_code == 0, checked.output
@@ -66,7 +73,7 @@ def test_rebuild_from_the_log_equals_live_and_a_swap_keeps_the_running_stack_exa
                what="aggregate to follow the swap")
 
     more = [envelope(country="ARM", seized_on="2016-07-01", quantity=250, unit="g", cases=2) for _ in range(5)]
-    moved_back = [envelope(a["id"], **{**a["data"], "country": "IRN"}) for a in amended[::2]]
+    moved_back = [envelope(a["id"], **{**a["data"], "country": "IRN"}) for a in amended[::2]]  # some withdrawn
     assert submit_batch(stack, more + moved_back).status_code in (200, 207)
     final |= {b["id"]: b["data"] for b in more + moved_back}
     eventually(lambda: rows(stack) == expected_rows(final), timeout=60, interval=0.5, what="views after the swap")

@@ -26,6 +26,9 @@ from shared.envelope import (
     SubmissionReceived,
     SubmissionRejected,
     SubmissionValidated,
+    SubmissionWithdrawn,
+    Withdrawal,
+    WithdrawalRequested,
     content_hash,
     dumps,
 )
@@ -90,6 +93,20 @@ class Feeder:
             self.sends.append(Send(sid, type_, where.partition, data, valid))
         await asyncio.gather(*verdicts)
 
+    async def withdraw(self, submissions: Iterable[tuple[str, str]]) -> None:
+        """Withdraw (id, type) submissions in order, as ingest and validate do: the request, then the decision."""
+        now = datetime.now(UTC)
+        withdrawal = Withdrawal(reason="entered by mistake", withdrawn_by="officer", role="officer")
+        for sid, type_ in submissions:
+            where = await (await self.producer.send(self.topics.received, dumps(WithdrawalRequested(
+                id=sid, type=type_, withdrawal=withdrawal, submitted_by="officer", received_at=now,
+                trace_id="1" * 32)), key=sid.encode()))
+            await (await self.producer.send(self.topics.validated, dumps(SubmissionWithdrawn(
+                id=sid, type=type_, withdrawal=withdrawal, received=Provenance(partition=where.partition,
+                                                                               seq=where.offset),
+                submitted_by="officer", received_at=now, withdrawn_at=now, trace_id="1" * 32)), key=sid.encode()))
+            self.sends.append(Send(sid, type_, where.partition, {}, valid=False, withdrawn=True))
+
 
 PLACES = {"AFG": {"lat": 34.5, "lon": 61.25}, "IRN": {"lat": 36.3, "lon": 59.6}, "TUR": {"lat": 41.0, "lon": 28.97}}
 
@@ -142,7 +159,7 @@ async def processed_everything(repository: Repository, feeder: Feeder) -> bool:
     last: dict[str, int] = {}
     for send in feeder.sends:
         last[f"received#{send.partition}"] = last.get(f"received#{send.partition}", 0) + 1
-        kind = "validated" if send.valid else "rejected"
+        kind = "validated" if send.valid or send.withdrawn else "rejected"
         last[f"{kind}#{send.partition}"] = last.get(f"{kind}#{send.partition}", 0) + 1
     progress = {p["_id"]: p["next_offset"] for p in await repository.load_progress()}
     # each partition holds exactly the records the feeder sent; transaction markers are not used here
@@ -152,7 +169,7 @@ async def processed_everything(repository: Repository, feeder: Feeder) -> bool:
 def expected_status(sends: list[Send]) -> dict[str, str]:
     latest: dict[str, str] = {}
     for send in sends:
-        latest[send.sid] = "validated" if send.valid else "rejected"
+        latest[send.sid] = "withdrawn" if send.withdrawn else "validated" if send.valid else "rejected"
     return latest
 
 

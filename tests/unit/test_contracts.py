@@ -34,6 +34,17 @@ def test_every_type_and_version_has_a_schema_and_the_asyncapi_names_the_three_to
         assert message["payload"]["$ref"] in files
 
 
+def test_a_withdrawal_is_documented_with_a_cloudevents_type_of_its_own_on_the_validated_topic() -> None:
+    document = json.loads(contracts.build()["asyncapi.json"])
+    withdrawn = document["components"]["messages"]["SubmissionWithdrawn"]
+    assert withdrawn["headers"]["properties"]["ce_type"]["const"] == "org.dmp.submission.withdrawn.v1"
+    assert document["channels"]["validated"]["address"] == "dmp.submissions.validated.v1"
+    assert "SubmissionWithdrawn" in document["channels"]["validated"]["messages"]
+    assert "WithdrawalRequested" in document["channels"]["received"]["messages"]
+    types = {m["headers"]["properties"]["ce_type"]["const"] for m in document["components"]["messages"].values()}
+    assert len(types) == len(document["components"]["messages"]) == 5
+
+
 def test_training_schema_is_the_officers_form_and_never_names_a_pseudonym() -> None:
     schema = contracts.build()["submissions/training.v1.schema.json"]
     assert "national_id" in schema and "full_name" in schema

@@ -1,11 +1,11 @@
 """Exactness as a property: whatever Kafka may deliver, and wherever the worker crashes, the views are what an
 oracle computes from the current valid version of each submission.
 
-A stream is a sequence of sends (new submissions, resubmissions of the same data, amendments, and amendments
-that validate rejects) of several types over a few partitions. It is written to three logs the way ingest and
-validate write them (keyed by submission id, so a submission's events share a partition number), then consumed
-like a consumer group member does: batches take any number of records from each partition, in partition order,
-interleaved arbitrarily across topics and partitions; a batch may crash after any number of document writes
+A stream is a sequence of sends (new submissions, resubmissions of the same data, amendments, amendments that
+validate rejects, and withdrawals) of several types over a few partitions. It is written to three logs the way
+ingest and validate write them (keyed by submission id, so a submission's events share a partition number), then
+consumed like a consumer group member does: batches take any number of records from each partition, in partition
+order, interleaved arbitrarily across topics and partitions; a batch may crash after any number of document writes
 (views, then records, then progress) or lose its commit, and the consumer then resumes from the last committed
 offsets, so the whole uncommitted batch comes again, possibly split differently.
 """
@@ -38,6 +38,9 @@ from shared.envelope import (
     SubmissionReceived,
     SubmissionRejected,
     SubmissionValidated,
+    SubmissionWithdrawn,
+    Withdrawal,
+    WithdrawalRequested,
     content_hash,
 )
 from shared.store import Document
@@ -49,6 +52,7 @@ PARTITIONS = 3
 KINDS = {"received": TOPICS.received, "validated": TOPICS.validated, "rejected": TOPICS.rejected}
 AT = datetime(2024, 6, 1, tzinfo=UTC)
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+WITHDRAWAL = Withdrawal(reason="entered by mistake", withdrawn_by="officer", role="officer")
 
 
 def submitted(data: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +98,9 @@ class Send:
     type: str
     partition: int
     data: dict[str, Any]
-    """As validated (with `normalised`), or the submitted data of a rejected version."""
+    """As validated (with `normalised`), or the submitted data of a rejected version; empty for a withdrawal."""
     valid: bool
+    withdrawn: bool = False
 
 
 @st.composite
@@ -107,8 +112,11 @@ def streams(draw: st.DrawFn) -> list[Send]:
     last: dict[str, Send] = {}
     for _ in range(draw(st.integers(1, 16))):
         sid, type_, partition = draw(st.sampled_from(subs))
-        action = draw(st.sampled_from(["new", "new", "same", "rejected"]))
-        if action == "same" and sid in last:
+        action = draw(st.sampled_from(["new", "new", "same", "rejected", "withdraw"]))
+        if action == "withdraw" and sid in last:  # ingest withdraws only what aggregate has recorded
+            sends.append(Send(sid, type_, partition, {}, valid=False, withdrawn=True))
+            continue
+        if action == "same" and sid in last:  # after a withdrawal: the same data again brings it back
             send = last[sid]
         elif action == "rejected":
             send = Send(sid, type_, partition, {"unreadable": draw(st.integers(0, 2))}, valid=False)
@@ -128,6 +136,15 @@ def write_logs(sends: list[Send]) -> Log:
     for send in sends:
         received = log[TopicPartition(TOPICS.received, send.partition)]
         seq = len(received)
+        if send.withdrawn:
+            request = WithdrawalRequested(id=send.sid, type=send.type, withdrawal=WITHDRAWAL, submitted_by="officer",
+                                          received_at=AT, trace_id=TRACE)
+            received.append(request.encode())
+            log[TopicPartition(TOPICS.validated, send.partition)].append(SubmissionWithdrawn(
+                id=send.sid, type=send.type, withdrawal=WITHDRAWAL,
+                received=Provenance(partition=send.partition, seq=seq), submitted_by="officer", received_at=AT,
+                withdrawn_at=AT, trace_id=TRACE).encode())
+            continue
         data = submitted(send.data)
         received.append(SubmissionReceived(id=send.sid, type=send.type, schema_version=1, data=data, received_at=AT,
                                            submitted_by="officer", trace_id=TRACE).encode())
@@ -235,14 +252,21 @@ async def consume(log: Log, repo: CrashingRepository, data: st.DataObject, write
     raise AssertionError("the stream was never fully committed")
 
 
-def oracle(sends: list[Send]) -> dict[str, dict[str, Document]]:
-    """Every view's visible buckets, computed from the current valid version of each submission alone."""
+def current_versions(sends: list[Send]) -> dict[str, Send]:
+    """The version of each submission the views count: its latest valid one, unless withdrawn since."""
     current: dict[str, Send] = {}
     for send in sends:
-        if send.valid:
+        if send.withdrawn:
+            current.pop(send.sid, None)
+        elif send.valid:
             current[send.sid] = send
+    return current
+
+
+def oracle(sends: list[Send]) -> dict[str, dict[str, Document]]:
+    """Every view's visible buckets, computed from the current valid version of each submission alone."""
     views: dict[str, dict[str, Document]] = defaultdict(dict)
-    for send in current.values():
+    for send in current_versions(sends).values():
         for c in contributions(send.type, send.data, send.sid):
             doc = views[c.view].setdefault(c.key, dict(c.dims))
             for name, value in c.figures.items():
@@ -257,7 +281,7 @@ def shown(repo: InMemoryRepository, view: str) -> dict[str, Document]:
 
 def check_seizure_table(repo: InMemoryRepository, sends: list[Send]) -> None:
     """The national table as analysts read it, against sums made straight from the submitted data."""
-    current = {s.sid: s for s in sends if s.valid and s.type == "seizure"}
+    current = {sid: s for sid, s in current_versions(sends).items() if s.type == "seizure"}
     expected: dict[tuple[str, int, str], list[Any]] = defaultdict(lambda: [0, Fraction(0), 0, 0])
     for send in current.values():
         row = expected[(send.data["country"], int(send.data["seized_on"][:4]), send.data["drug"])]
@@ -271,7 +295,7 @@ def check_seizure_table(repo: InMemoryRepository, sends: list[Send]) -> None:
 
 
 def check_price_table(repo: InMemoryRepository, sends: list[Send]) -> None:
-    current = {s.sid: s for s in sends if s.valid and s.type == "price"}
+    current = {sid: s for sid, s in current_versions(sends).items() if s.type == "price"}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for send in current.values():
         groups[(send.data["country"], send.data["market"])].append(send.data["normalised"])
@@ -290,20 +314,24 @@ def check_price_table(repo: InMemoryRepository, sends: list[Send]) -> None:
 
 
 def check_records(repo: InMemoryRepository, sends: list[Send]) -> None:
-    """Each submission's status is its latest version's verdict, and the views count its current valid version."""
+    """Each submission's status is its latest version's verdict, and the views count its current valid version.
+
+    A withdrawal is a version of its own (withdrawing twice in a row is one version); it is the latest valid
+    one until a valid version follows."""
     seqs: Counter[int] = Counter()
-    latest: dict[str, tuple[bool, int, int, str]] = {}  # sid → (valid, version, valid seq, digest)
+    latest: dict[str, tuple[str, int, int, str]] = {}  # sid → (status, version, valid seq, digest)
     for send in sends:
         seq = seqs[send.partition]
         seqs[send.partition] += 1
-        digest = content_hash(send.type, 1, submitted(send.data))
+        digest = "withdrawal" if send.withdrawn else content_hash(send.type, 1, submitted(send.data))
         previous = latest.get(send.sid)
         version = 1 if previous is None else previous[1] + (digest != previous[3])
-        valid_seq = seq if send.valid else (previous[2] if previous else -1)
-        latest[send.sid] = (send.valid, version, valid_seq, digest)
-    for sid, (valid, version, valid_seq, _) in latest.items():
+        valid_seq = seq if send.valid or send.withdrawn else (previous[2] if previous else -1)
+        status = "withdrawn" if send.withdrawn else "validated" if send.valid else "rejected"
+        latest[send.sid] = (status, version, valid_seq, digest)
+    for sid, (status, version, valid_seq, _) in latest.items():
         record = repo.submissions[sid]
-        assert (record["status"], record["version"]) == ("validated" if valid else "rejected", version), sid
+        assert (record["status"], record["version"]) == (status, version), sid
         assert (record["valid"]["seq"] if record["valid"] else -1) == valid_seq, sid
 
 
