@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from fastapi import FastAPI, Request
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import BaseModel
 
+from services.ingest.contract import SUBMISSION, data_problems, declare_submission_schemas
 from services.ingest.edge import (
     BadSubmission,
     Envelope,
@@ -33,7 +34,6 @@ from shared.auth import Authenticator, KeyStore, MongoKeyStore, Principal, Role
 from shared.envelope import (
     EVENT_RECEIVED,
     ErrorDetail,
-    SubmissionCreate,
     cloudevent_headers,
     new_trace_id,
     trace_id_from,
@@ -43,6 +43,7 @@ from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler, labelled
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
+from shared.problems import KEYED, RETRY_AFTER, problems
 from shared.service import FatalHandler, app_options, run
 from shared.store import connect, store_reachable
 from shared.tracing import bind_trace_id
@@ -56,13 +57,9 @@ class SubmissionAccepted(BaseModel):
     """The broker has the submission; its verdict will appear at `status_url`."""
 
     id: str
-    status: str = "received"
+    status: Literal["received"] = "received"
     status_url: str
     trace_id: str
-
-
-class ProblemResponse(BaseModel):
-    detail: list[ErrorDetail]
 
 
 class BatchItemResult(BaseModel):
@@ -71,7 +68,7 @@ class BatchItemResult(BaseModel):
 
     index: int
     id: str | None
-    status: str
+    status: Literal["received", "invalid", "forbidden", "unavailable"]
     status_url: str | None = None
     errors: list[ErrorDetail] = []
 
@@ -84,8 +81,20 @@ class BatchResult(BaseModel):
     unavailable: int
 
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemResponse} for code in (400, 401, 403, 413, 415, 422, 429, 503)}
+PROBLEMS = problems(400, *KEYED, 413, 415, 422, 503)
+BATCH_BODY: dict[str, Any] = {"required": True, "content": {
+    "application/json": {"schema": {
+        # Sizes are not shapes: past 1,000 items (or the byte limit) the answer is 413, which clients act on
+        # by splitting the batch, so the limit is the 413's to say rather than a `maxItems`.
+        "type": "array", "minItems": 1, "description": "At most 1,000 items (more: 413, split the batch).",
+        "items": {"description": "A `Submission`. Each item is checked on its own and has its own verdict, so "
+                                 "an item of any shape is an answer in the batch, never a refusal of it."}}},
+    "application/x-ndjson": {"schema": {
+        "type": "string", "pattern": r"\S",
+        "description": "One `Submission` per line; a line that is not JSON is that item's error only."}}}}
+PARTIAL_RETRY_AFTER: dict[str, Any] = {"Retry-After": {**RETRY_AFTER["Retry-After"], "required": False,
+                                                       "description": "Sent when an item is `unavailable`: "
+                                                                      "seconds to wait before resending those."}}
 OFFICER: tuple[Role, ...] = ("officer",)
 
 
@@ -132,8 +141,6 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     async def broker_down(_: Request, exc: InfrastructureUnavailable) -> JSONResponse:
         return JSONResponse({"detail": [UNAVAILABLE.model_dump()]}, status_code=503,
                             headers={"Retry-After": str(settings.retry_after_s)})
-
-    envelope_schema = SubmissionCreate.model_json_schema()
 
     async def authorised_officer(request: Incoming) -> Principal:
         officer = await check_access(app.state, request.headers.get("authorization"), OFFICER)
@@ -204,16 +211,15 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     # Both routes are documented and served as declared here; POSTs to them take the fast lane (see
     # services/ingest/lane.py) to the same handlers, past FastAPI's routing and dependency solving.
     @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
-              openapi_extra={**BEARER_REQUIRED, "requestBody": {
-                  "required": True, "content": {"application/json": {"schema": envelope_schema}}}})
+              operation_id="submitSubmission", openapi_extra={**BEARER_REQUIRED, "requestBody": {
+                  "required": True, "content": {"application/json": {"schema": {"$ref": SUBMISSION}}}}})
     async def submit(request: Request) -> Response:
         """Accept one submission; 202 only once the broker has durably acknowledged it."""
         return await accept_one(request)
 
-    @app.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, responses=PROBLEMS,
-              openapi_extra={**BEARER_REQUIRED, "requestBody": {"required": True, "content": {
-                  "application/json": {"schema": {"type": "array", "items": envelope_schema, "maxItems": 1000}},
-                  "application/x-ndjson": {"schema": {"type": "string", "description": "one envelope per line"}}}}})
+    @app.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, operation_id="submitBatch",
+              responses={207: {"headers": PARTIAL_RETRY_AFTER}, **PROBLEMS},
+              openapi_extra={**BEARER_REQUIRED, "requestBody": BATCH_BODY})
     async def submit_batch(request: Request) -> Response:
         """Accept up to 1,000 submissions; one verdict per item, in order. Received items are in the broker."""
         return await accept_batch(request)
@@ -221,6 +227,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     lanes.update({"/v1/submissions": accept_one, "/v1/submissions/batch": accept_batch})
     app.include_router(health_router(lambda: {"broker": app.state.publisher.ready, "keys": app.state.store_ok}))
     declare_bearer_scheme(app)
+    declare_submission_schemas(app)
     return app
 
 
@@ -276,6 +283,8 @@ def prepare(body: Any, request: Incoming, settings: IngestSettings, officer: Pri
     """
     body = sanitise(body, plain)
     if isinstance(body, dict) and body.get("type") == "training" and isinstance(body.get("data"), dict):
+        # Its data is checked as sent: once pseudonymised it no longer holds the identifier and name.
+        shape = data_problems("training", body.get("schema_version", 1), body["data"])
         data, problems = pseudonymise_training(body["data"], settings.pseudonym_key.get_secret_value().encode())
         body = {**body, "data": data}
         envelope_problems: list[ErrorDetail] = []
@@ -283,9 +292,14 @@ def prepare(body: Any, request: Incoming, settings: IngestSettings, officer: Pri
             parse_envelope(body)
         except BadSubmission as exc:
             envelope_problems = exc.errors
-        if problems or envelope_problems:
-            raise BadSubmission(422, envelope_problems + problems)
-    envelope = read_envelope(body)
+        if problems or envelope_problems or shape:
+            raise BadSubmission(422, envelope_problems + (shape or problems))
+        envelope = read_envelope(body)
+    else:
+        envelope = read_envelope(body)
+        shape = data_problems(envelope.type, envelope.schema_version, envelope.data)
+        if shape:
+            raise BadSubmission(422, shape)
     check_scope(envelope, officer)
     encoded_data = orjson.dumps(envelope.data)
     encoded_size = len(encoded_data)
