@@ -211,14 +211,15 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     # Both routes are documented and served as declared here; POSTs to them take the fast lane (see
     # services/ingest/lane.py) to the same handlers, past FastAPI's routing and dependency solving.
     @app.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
-              operation_id="submitSubmission", openapi_extra={**BEARER_REQUIRED, "requestBody": {
+              operation_id="submitSubmission", tags=["submissions"],
+              openapi_extra={**BEARER_REQUIRED, "requestBody": {
                   "required": True, "content": {"application/json": {"schema": {"$ref": SUBMISSION}}}}})
     async def submit(request: Request) -> Response:
         """Accept one submission; 202 only once the broker has durably acknowledged it."""
         return await accept_one(request)
 
     @app.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, operation_id="submitBatch",
-              responses={207: {"headers": PARTIAL_RETRY_AFTER}, **PROBLEMS},
+              tags=["submissions"], responses={207: {"headers": PARTIAL_RETRY_AFTER}, **PROBLEMS},
               openapi_extra={**BEARER_REQUIRED, "requestBody": BATCH_BODY})
     async def submit_batch(request: Request) -> Response:
         """Accept up to 1,000 submissions; one verdict per item, in order. Received items are in the broker."""
