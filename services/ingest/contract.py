@@ -148,9 +148,10 @@ def data_problems(type_: str, version: int, data: Any) -> list[ErrorDetail]:
     """Why `data` is not what the document declares for `type_` (any of its versions, as the document
     allows); the problems are those against the version it was sent in. Empty when it is."""
     versions = SCHEMA_VERSIONS[type_]
-    if any(_validator(data_name(type_, v)).is_valid(data) for v in versions):
-        return []
     declared = version if version in versions else versions[0]
+    if _validator(data_name(type_, declared)).is_valid(data) or any(
+            _validator(data_name(type_, v)).is_valid(data) for v in versions if v != declared):
+        return []
     return [problem for error in _validator(data_name(type_, declared)).iter_errors(data)
             for problem in _details(error)]
 
