@@ -8,12 +8,13 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +30,23 @@ HTTP_LATENCY = Histogram("dmp_http_request_duration_seconds", "HTTP request late
 HTTP_IN_FLIGHT = Gauge("dmp_http_requests_in_flight", "HTTP requests being answered now", ["service"])
 DEPENDENCY_UP = Gauge("dmp_dependency_up", "1 when the named readiness check (broker, store, partitions, ...) "
                                            "passed the last time it ran", ["service", "dependency"])
+
+
+class Liveness(BaseModel):
+    status: Literal["live"]
+
+
+class Readiness(BaseModel):
+    """Each dependency check and whether it passed; `failing` names the ones that did not."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool]
+    failing: list[str]
+
+
+METRICS_TEXT: dict[int | str, dict[str, object]] = {200: {
+    "description": "Every metric, in the Prometheus text exposition format.",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
 def health_router(checks: Callable[[], Mapping[str, Check]], service: str | None = None,
@@ -61,12 +79,13 @@ def health_router(checks: Callable[[], Mapping[str, Check]], service: str | None
 
     router = APIRouter(tags=["operations"], lifespan=probing)
 
-    @router.get("/health/live")
+    @router.get("/health/live", response_model=Liveness)
     async def live() -> dict[str, str]:
         """The process is up and serving."""
         return {"status": "live"}
 
-    @router.get("/health/ready", responses={503: {"description": "A dependency is not ready"}})
+    @router.get("/health/ready", response_model=Readiness, responses={
+        503: {"model": Readiness, "description": "A dependency is not ready; `failing` names it."}})
     async def ready(request: Request) -> JSONResponse:
         """200 when every dependency works; 503 naming the ones that do not."""
         outcome = await run_checks(service or service_of(request.app), dict(checks()))
@@ -74,7 +93,7 @@ def health_router(checks: Callable[[], Mapping[str, Check]], service: str | None
         body = {"status": "not_ready" if failing else "ready", "checks": outcome, "failing": failing}
         return JSONResponse(body, status_code=503 if failing else 200)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_TEXT)
     async def metrics() -> Response:
         """Prometheus text format."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

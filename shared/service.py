@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from shared.jsonlog import configure_logging
 from shared.lifecycle import LifecycleSettings, request_stop, stop_requested
+from shared.problems import operation_id
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,15 @@ def app_options(settings: ServiceSettings) -> dict[str, Any]:
     provider is configured, and to find out it looks the global providers up on every request, a
     noticeable share of a single submission's cost spent to learn that none is. The services carry
     W3C trace context in their events and logs themselves, so this is opt-in (`DMP_OPENTELEMETRY`).
+
+    Operation ids in the OpenAPI document read as verbs (`getSeizuresView`): generated clients name
+    their functions after them.
     """
+    options: dict[str, Any] = {"generate_unique_id_function": operation_id}
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:  # an older FastAPI: nothing to turn off
-        return {}
+        return options
     enabled = settings.opentelemetry
-    return {"telemetry": {"tracing": enabled, "metrics": enabled, "logs": enabled}}
+    return {**options, "telemetry": {"tracing": enabled, "metrics": enabled, "logs": enabled}}
 
 
 def _give_up(timeout: float) -> None:

@@ -13,7 +13,8 @@ from services.aggregate.views import router as views_router
 from shared.access import BEARER_REQUIRED, allow, authorise
 from shared.audit import Action, AuditLog
 from shared.auth import Principal, Role
-from shared.envelope import ErrorDetail, Withdrawal
+from shared.envelope import ErrorDetail, Status, SubmissionType, Withdrawal
+from shared.problems import KEYED, problems
 from shared.store import Document
 
 router = APIRouter()
@@ -23,7 +24,7 @@ Admin = Annotated[Principal, Depends(allow("admin"))]
 class VersionEntry(BaseModel):
     version: int
     seq: int
-    status: str
+    status: Status
     received_at: str
     submitted_by: str
     decided_at: str | None = None
@@ -37,8 +38,8 @@ class SubmissionStatus(BaseModel):
     """Where a submission stands: its latest version's verdict, with every reason if rejected."""
 
     id: str
-    type: str
-    status: str
+    type: SubmissionType
+    status: Status
     version: int
     current_valid_version: int | None = Field(None, description="The version the views count, if any.")
     errors: list[ErrorDetail]
@@ -51,8 +52,7 @@ STATUS_READERS: tuple[Role, ...] = ("officer", "analyst", "operator", "admin")
 
 
 @router.get("/v1/submissions/{submission_id}", response_model=SubmissionStatus, tags=["status"],
-            responses={404: {"description": "No submission with this id has been seen"}},
-            openapi_extra=BEARER_REQUIRED)
+            responses=problems(404, *KEYED, 503), openapi_extra=BEARER_REQUIRED)
 async def submission_status(submission_id: str, request: Request) -> Response:
     """The status of one submission: received, validated, rejected or withdrawn, with reasons and history.
 
@@ -116,7 +116,7 @@ class AuditPage(BaseModel):
     next: str | None
 
 
-@router.get("/v1/audit", response_model=AuditPage, tags=["audit"])
+@router.get("/v1/audit", response_model=AuditPage, tags=["audit"], responses=problems(*KEYED, 422, 503))
 async def audit_trail(request: Request, _: Admin,
                       actor: Annotated[str | None, Query(max_length=64)] = None,
                       action: Annotated[Action | None, Query()] = None,

@@ -13,9 +13,13 @@ from fastapi import Depends, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from services.aggregate.repository import Repository
+from shared.health import STORE_RETRY_AFTER_S
 from shared.store import Document
 
 PAGE_MAX = 1000
+CURSOR = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+"""What `encode_cursor` writes (unpadded url-safe base64): every string of this form decodes, and names a
+place in the view's order (the view's rows after it)."""
 
 
 async def get_repository(request: Request) -> Repository:
@@ -26,7 +30,8 @@ async def get_repository(request: Request) -> Repository:
     live = request.app.state.live
     repository: Repository | None = live.repository if live is not None else request.app.state.repository
     if repository is None:
-        raise HTTPException(503, detail=[{"loc": [], "type": "not_ready", "msg": "the views are not open yet"}])
+        raise HTTPException(503, detail=[{"loc": [], "type": "not_ready", "msg": "the views are not open yet"}],
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
     return repository
 
 
@@ -52,12 +57,8 @@ def cursor_bytes(cursor: str) -> bytes:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        return cursor_bytes(cursor).decode()
-    except UnicodeDecodeError:
-        bad_query("cursor", "cursor_invalid", "is not a cursor returned by this API")
+    """The `_id` a cursor encodes; bytes that are not UTF-8 still name a place in `_id` order."""
+    return None if cursor is None else cursor_bytes(cursor).decode(errors="replace")
 
 
 async def page_of(repository: Repository, view: str, filters: Mapping[str, Any], cursor: str | None,
@@ -80,10 +81,9 @@ async def all_of(repository: Repository, view: str, filters: Mapping[str, Any]) 
         after = docs[-1]["_id"]
 
 
-def range_filter(lower: str | None, upper: str | None, names: tuple[str, str]) -> dict[str, str] | None:
-    """`{"$gte": lower, "$lte": upper}` with either side optional; 422 naming `names[1]` if upper < lower."""
-    if lower is not None and upper is not None and upper < lower:
-        bad_query(names[1], "range_invalid", f"is before `{names[0]}`")
+def range_filter(lower: str | None, upper: str | None) -> dict[str, str] | None:
+    """`{"$gte": lower, "$lte": upper}` with either side optional. A range that ends before it starts is
+    a valid question whose answer is empty (the filter then matches nothing)."""
     bounds = {op: value for op, value in (("$gte", lower), ("$lte", upper)) if value is not None}
     return bounds or None
 

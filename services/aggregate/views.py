@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.aggregate.paging import (
+    CURSOR,
     PAGE_MAX,
     RepositoryDep,
     all_of,
@@ -33,7 +34,6 @@ from services.aggregate.report import (
     Repeat,
     RouteRow,
     SeizureRow,
-    TrainingKey,
     TrainingRow,
     arq_csv_rows,
     arq_export,
@@ -51,6 +51,7 @@ from shared.access import allow
 from shared.audit import AuditLog
 from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
+from shared.problems import KEYED, problems
 
 
 async def audit_exports(request: Request) -> None:
@@ -63,19 +64,22 @@ async def audit_exports(request: Request) -> None:
                                   query=str(request.query_params))])
 
 
-router = APIRouter(tags=["views"], dependencies=[Depends(allow("analyst")), Depends(audit_exports)])
+router = APIRouter(tags=["views"], dependencies=[Depends(allow("analyst")), Depends(audit_exports)],
+                   responses=problems(*KEYED, 422, 503))
 
 Country = Annotated[str | None, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")]
 Year = Annotated[int | None, Query(ge=1990, le=2100)]
 Drug = Annotated[str | None, Query(pattern="^[a-z_]{1,40}$", description="A drug code, e.g. `heroin`")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX)]
-Cursor = Annotated[str | None, Query(description="The `next` value of the previous page.")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR, max_length=400,
+                                     description="The `next` value of the previous page.")]
 Format = Annotated[Literal["json", "csv"], Query(alias="format", description="`csv`: text/csv, one page, "
                                                  "the next page's cursor in `X-Next-Cursor` and `Link`.")]
 ExportFormat = Annotated[Literal["json", "csv"], Query(alias="format", description="`csv`: the whole export as one "
                                                      "text/csv file with a `section` column.")]
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
-DAY = r"^\d{4}-\d{2}-\d{2}$"
+MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+DAY = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+"""A calendar date's shape; the parameter's `format: date` says the rest (no 30 February)."""
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"}}
 
@@ -133,7 +137,7 @@ async def routes_view(
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
 ) -> RoutePage | Response:
     """Trend by route × month × drug: cases and quantity in normalised units."""
-    filters = _filters(route=route, drug=drug, month=range_filter(from_, to, ("from", "to")))
+    filters = _filters(route=route, drug=drug, month=range_filter(from_, to))
     docs, next_cursor = await page_of(repository, "routes", filters, cursor, limit)
     items = [route_row(d) for d in docs]
     if format_ == "csv":
@@ -187,37 +191,27 @@ def _day(value: str | None, parameter: str) -> str | None:
 @router.get("/v1/views/map", response_model=FeatureCollection)
 async def map_view(
     repository: RepositoryDep, drug: Drug = None,
-    from_: Annotated[str | None, Query(alias="from", pattern=DAY, description="First day, YYYY-MM-DD")] = None,
-    to: Annotated[str | None, Query(pattern=DAY, description="Last day, YYYY-MM-DD")] = None,
+    from_: Annotated[str | None, Query(alias="from", pattern=DAY, json_schema_extra={"format": "date"},
+                                       description="First day, YYYY-MM-DD")] = None,
+    to: Annotated[str | None, Query(pattern=DAY, json_schema_extra={"format": "date"},
+                                    description="Last day, YYYY-MM-DD")] = None,
     limit: Limit = PAGE_MAX, cursor: Cursor = None,
 ) -> FeatureCollection:
     """Seizures with coordinates as a GeoJSON FeatureCollection (points are [lon, lat])."""
-    seized_on = range_filter(_day(from_, "from"), _day(to, "to"), ("from", "to"))
+    seized_on = range_filter(_day(from_, "from"), _day(to, "to"))
     docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, seized_on=seized_on), cursor, limit)
     return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
-
-
-def _training_after(cursor: str | None) -> TrainingKey | None:
-    """Training rows are groups of documents, so their cursor is the last group's key, not an `_id`."""
-    if cursor is None:
-        return None
-    try:
-        country, year, agency, programme = orjson.loads(cursor_bytes(cursor))
-        if isinstance(country, str) and isinstance(year, int) and isinstance(agency, str) \
-                and isinstance(programme, str):
-            return country, year, agency, programme
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        pass
-    bad_query("cursor", "cursor_invalid", "is not a cursor returned by this API")
 
 
 @router.get("/v1/views/trainings", response_model=TrainingPage)
 async def trainings_view(repository: RepositoryDep, country: Country = None, year: Year = None,
                          limit: Limit = 100, cursor: Cursor = None) -> TrainingPage:
     """Distinct people trained per participant country × year × agency × programme, and who came twice."""
-    after = _training_after(cursor)
+    # Training rows are groups of documents, so their cursor is the last group's key (as JSON), not an `_id`;
+    # keys compare as their JSON does (the same order for the codes and names they hold).
+    after = cursor_bytes(cursor) if cursor is not None else None
     trainees = await all_of(repository, "trainees", _filters(country=country, year=year))
-    rows = [(key, row) for key, row in training_rows(trainees) if after is None or key > after]
+    rows = [(key, row) for key, row in training_rows(trainees) if after is None or orjson.dumps(key) > after]
     page = rows[:limit]
     selection = {d["pseudonym"] for d in trainees} if country is not None or year is not None else None
     repeats = await all_of(repository, "repeats", {"submissions": {"$gt": 1}})

@@ -8,9 +8,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.ingest.contract import declare_submission_schemas
 from services.ingest.edge import BadSubmission
 from services.ingest.lane import SubmissionLane
-from services.ingest.routes import PROBLEMS, router
+from services.ingest.routes import router
 from services.ingest.settings import IngestSettings
 from services.ingest.submission import UNAVAILABLE
 from services.ingest.withdrawal import router as withdrawal_router
@@ -67,9 +68,10 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.add_exception_handler(BadSubmission, bad_submission)  # type: ignore[arg-type]
     app.add_exception_handler(InfrastructureUnavailable, broker_unavailable)  # type: ignore[arg-type]
     app.include_router(router)
-    app.include_router(withdrawal_router, responses=PROBLEMS)
+    app.include_router(withdrawal_router)
     app.include_router(health_router(lambda: {"broker": app.state.publisher.ready, "keys": app.state.store_ok}))
     declare_bearer_scheme(app)
+    declare_submission_schemas(app)
     return app
 
 

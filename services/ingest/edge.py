@@ -193,8 +193,9 @@ def sanitise(value: Any, plain: bool = False) -> Any:
     return cleaned
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-"""Unicode's control characters (category Cc) less tab, line feed and carriage return."""
+CONTROL_CHARACTERS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+"""Unicode's control characters (category Cc) less tab, line feed and carriage return, as a character range."""
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def _clean_text(value: str) -> bool:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from services.ingest.contract import SUBMISSION
 from services.ingest.edge import BadSubmission, is_plain, read_batch_body, read_json_body
 from services.ingest.settings import IngestSettings
 from services.ingest.submission import (
@@ -25,9 +26,10 @@ from services.ingest.submission import (
 )
 from shared.access import BEARER_REQUIRED, authorise
 from shared.auth import Principal, Role
-from shared.envelope import ErrorDetail, SubmissionCreate
+from shared.envelope import ErrorDetail
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import Publisher
+from shared.problems import KEYED, RETRY_AFTER, problems
 from shared.tracing import bind_trace_id
 
 log = logging.getLogger("services.ingest.app")
@@ -39,13 +41,9 @@ class SubmissionAccepted(BaseModel):
     """The broker has the submission; its verdict will appear at `status_url`."""
 
     id: str
-    status: str = "received"
+    status: Literal["received"] = "received"
     status_url: str
     trace_id: str
-
-
-class ProblemResponse(BaseModel):
-    detail: list[ErrorDetail]
 
 
 class BatchItemResult(BaseModel):
@@ -54,7 +52,7 @@ class BatchItemResult(BaseModel):
 
     index: int
     id: str | None
-    status: str
+    status: Literal["received", "invalid", "forbidden", "unavailable"]
     status_url: str | None = None
     errors: list[ErrorDetail] = []
 
@@ -67,8 +65,20 @@ class BatchResult(BaseModel):
     unavailable: int
 
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemResponse} for code in (400, 401, 403, 413, 415, 422, 429, 503)}
+PROBLEMS = problems(400, *KEYED, 413, 415, 422, 503)
+BATCH_BODY: dict[str, Any] = {"required": True, "content": {
+    "application/json": {"schema": {
+        # Sizes are not shapes: past 1,000 items (or the byte limit) the answer is 413, which clients act on
+        # by splitting the batch, so the limit is the 413's to say rather than a `maxItems`.
+        "type": "array", "minItems": 1, "description": "At most 1,000 items (more: 413, split the batch).",
+        "items": {"description": "A `Submission`. Each item is checked on its own and has its own verdict, so "
+                                 "an item of any shape is an answer in the batch, never a refusal of it."}}},
+    "application/x-ndjson": {"schema": {
+        "type": "string", "pattern": r"\S",
+        "description": "One `Submission` per line; a line that is not JSON is that item's error only."}}}}
+PARTIAL_RETRY_AFTER: dict[str, Any] = {"Retry-After": {**RETRY_AFTER["Retry-After"], "required": False,
+                                                       "description": "Sent when an item is `unavailable`: "
+                                                                      "seconds to wait before resending those."}}
 OFFICER: tuple[Role, ...] = ("officer",)
 
 
@@ -95,12 +105,10 @@ Officer = Annotated[Principal, Depends(officer)]
 Endpoint = Callable[[Request, Principal, IngestSettings, Publisher], Awaitable[Response]]
 """A submission route's handler, called with its dependencies (by FastAPI, or by the fast lane)."""
 
-_ENVELOPE_SCHEMA = SubmissionCreate.model_json_schema()
-
-
 @router.post("/v1/submissions", status_code=202, response_model=SubmissionAccepted, responses=PROBLEMS,
+             operation_id="submitSubmission", tags=["submissions"],
              openapi_extra={**BEARER_REQUIRED, "requestBody": {
-                 "required": True, "content": {"application/json": {"schema": _ENVELOPE_SCHEMA}}}})
+                 "required": True, "content": {"application/json": {"schema": {"$ref": SUBMISSION}}}}})
 async def submit(request: Request, officer: Officer, settings: Settings, publisher: Broker) -> Response:
     """Accept one submission; 202 only once the broker has durably acknowledged it."""
     body, raw = await read_json_body(request, settings.max_body_bytes)
@@ -119,10 +127,9 @@ async def submit(request: Request, officer: Officer, settings: Settings, publish
     return Response(prepared.accepted(), status_code=202, media_type="application/json")
 
 
-@router.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, responses=PROBLEMS,
-             openapi_extra={**BEARER_REQUIRED, "requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "array", "items": _ENVELOPE_SCHEMA, "maxItems": 1000}},
-                 "application/x-ndjson": {"schema": {"type": "string", "description": "one envelope per line"}}}}})
+@router.post("/v1/submissions/batch", status_code=207, response_model=BatchResult, operation_id="submitBatch",
+             tags=["submissions"], responses={207: {"headers": PARTIAL_RETRY_AFTER}, **PROBLEMS},
+             openapi_extra={**BEARER_REQUIRED, "requestBody": BATCH_BODY})
 async def submit_batch(request: Request, officer: Officer, settings: Settings, publisher: Broker) -> Response:
     """Accept up to 1,000 submissions; one verdict per item, in order. Received items are in the broker."""
     items, raw = await read_batch_body(request, settings.max_batch_bytes, settings.max_batch_items)

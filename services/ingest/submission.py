@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request
 from prometheus_client import Counter
 
+from services.ingest.contract import data_problems
 from services.ingest.edge import BadSubmission, Envelope, parse_envelope, read_envelope, sanitise
 from services.ingest.pseudonym import pseudonymise_training
 from services.ingest.settings import IngestSettings
@@ -70,6 +71,8 @@ def prepare(body: Any, request: Request, settings: IngestSettings, officer: Prin
     """
     body = sanitise(body, plain)
     if isinstance(body, dict) and body.get("type") == "training" and isinstance(body.get("data"), dict):
+        # Its data is checked as sent: once pseudonymised it no longer holds the identifier and name.
+        shape = data_problems("training", body.get("schema_version", 1), body["data"])
         data, problems = pseudonymise_training(body["data"], settings.pseudonym_key.get_secret_value().encode())
         body = {**body, "data": data}
         envelope_problems: list[ErrorDetail] = []
@@ -77,9 +80,14 @@ def prepare(body: Any, request: Request, settings: IngestSettings, officer: Prin
             parse_envelope(body)
         except BadSubmission as exc:
             envelope_problems = exc.errors
-        if problems or envelope_problems:
-            raise BadSubmission(422, envelope_problems + problems)
-    envelope = read_envelope(body)
+        if problems or envelope_problems or shape:
+            raise BadSubmission(422, envelope_problems + (shape or problems))
+        envelope = read_envelope(body)
+    else:
+        envelope = read_envelope(body)
+        shape = data_problems(envelope.type, envelope.schema_version, envelope.data)
+        if shape:
+            raise BadSubmission(422, shape)
     check_scope(envelope, officer)
     encoded_data = orjson.dumps(envelope.data)
     encoded_size = len(encoded_data)

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.errors import PyMongoError
 
+from services.ingest.contract import with_ingest_limits
 from services.ingest.edge import BadSubmission, read_json_body, sanitise
 from services.ingest.settings import IngestSettings
 from shared.access import BEARER_REQUIRED, authorise
@@ -35,6 +36,7 @@ from shared.envelope import (
     utcnow,
 )
 from shared.kafka import EVENTS_PRODUCED, Publisher
+from shared.problems import KEYED, problems
 from shared.records import SubmissionRecords
 from shared.tracing import bind_trace_id
 
@@ -79,9 +81,10 @@ def read_reason(body: object) -> str:
 
 @router.delete(
     "/v1/submissions/{submission_id}", status_code=202, response_model=WithdrawalAccepted,
-    responses={404: {"description": "No submission with this id has been recorded (yet)"}},
+    operation_id="withdrawSubmission", tags=["submissions"],
+    responses=problems(400, *KEYED, 404, 413, 415, 422, 503),
     openapi_extra={**BEARER_REQUIRED, "requestBody": {"required": True, "content": {
-        "application/json": {"schema": WithdrawalCreate.model_json_schema()}}}})
+        "application/json": {"schema": with_ingest_limits(WithdrawalCreate.model_json_schema())}}}})
 async def withdraw(submission_id: uuid.UUID, request: Request) -> Response:
     """Withdraw a submission (its submitter's key or an admin's): it leaves every view, stays in its history.
 

@@ -244,7 +244,7 @@ def test_rejections_by_the_server_come_back_as_sheet_rows_and_columns(officer: O
     good = Item("5b0f5ac0-1111-4000-8000-000000000001", "seizure", 2,
                 seizure_data(country="KAZ", seized_on="2017-03-01"), "sheet", sheet_path, 2)
     bad = Item("5b0f5ac0-1111-4000-8000-000000000002", "seizure", 2,
-               seizure_data(country="KAZ", seized_on="2017-03-02", quantity=0, transit=["RUS", "XXY"]), "sheet",
+               seizure_data(country="KAZ", seized_on="2017-03-02", unit="l", transit=["RUS", "XXY"]), "sheet",
                sheet_path, 7)
     with officer.queue() as q:
         q.enqueue([good, bad])
@@ -252,10 +252,10 @@ def test_rejections_by_the_server_come_back_as_sheet_rows_and_columns(officer: O
 
     export = tmp_path / "rejected.csv"
     checked = status_shows(officer, 1, "rejected", "--export", str(export))
-    assert {("7", "quantity"), ("7", "transit")} <= problem_cells(checked.stdout)
+    assert {("7", "unit"), ("7", "transit")} <= problem_cells(checked.stdout)
     with export.open(encoding="utf-8-sig", newline="") as f:
         exported = list(csv.DictReader(f))
-    assert {(r["row"], r["column"], r["value"]) for r in exported} == {("7", "quantity", "0"),
+    assert {(r["row"], r["column"], r["value"]) for r in exported} == {("7", "unit", "l"),
                                                                        ("7", "transit", "XXY")}
     assert all(r["source"] == sheet_path and r["id"] == bad.id for r in exported)
 
@@ -263,7 +263,7 @@ def test_rejections_by_the_server_come_back_as_sheet_rows_and_columns(officer: O
     assert one.returncode == 0
     assert "rejected" in one.stdout and "kaz-2017.csv, row 7" in one.stdout
     rows = [[p.strip() for p in line.split("│")[1:3]] for line in one.stdout.splitlines() if "│" in line]
-    assert ["data.quantity", "quantity"] in rows
+    assert ["data.unit", "unit"] in rows
     assert ["data.transit.1", "transit"] in rows
     eventually(lambda: view(officer.stack, "KAZ", 2017) == {"heroin": (1, 1.5, 2, 1)}, what="only the good row counted")
 

@@ -50,7 +50,7 @@ def test_rebuild_from_the_log_equals_live_and_a_swap_keeps_the_running_stack_exa
                        seized_on="2016-05-15", quantity=rng.randint(1, 900), unit="g", cases=rng.randint(1, 3))
               for _ in range(40)]
     amended = [envelope(b["id"], **{**b["data"], "country": "GEO"}) for b in bodies[::4]]
-    rejected = [envelope(b["id"], **{**b["data"], "quantity": -5}) for b in bodies[1::5]]
+    rejected = [envelope(b["id"], **{**b["data"], "unit": "l"}) for b in bodies[1::5]]  # litres of a powder
     final = {b["id"]: b["data"] for b in bodies + amended}
     for batch in (bodies + bodies[::3], amended + rejected):
         assert submit_batch(stack, batch).status_code in (200, 207)

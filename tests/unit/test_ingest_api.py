@@ -99,10 +99,23 @@ async def test_missing_id_is_named(client: httpx.AsyncClient) -> None:
     assert response.json()["detail"] == [{"loc": ["body", "id"], "msg": "is required", "type": "missing"}]
 
 
-async def test_field_rules_are_not_ingests_business(client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
-    response = await client.post("/v1/submissions", json=envelope(quantity=-1, country="nowhere"))
+async def test_rules_beyond_the_published_shape_are_validates_business(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    response = await client.post("/v1/submissions", json=envelope(country="nowhere", drug="moonshine"))
     assert response.status_code == 202
     assert len(publisher.records) == 1
+
+
+async def test_data_of_the_wrong_shape_is_refused_naming_each_field(
+        client: httpx.AsyncClient, publisher: InMemoryPublisher) -> None:
+    body = envelope(quantity=-1, seized_on="2021-02-30", unit="bucket")
+    del body["data"]["place"]
+    response = await client.post("/v1/submissions", json=body)
+    assert response.status_code == 422
+    named = {tuple(e["loc"]): e["type"] for e in response.json()["detail"]}
+    assert named == {("body", "data", "quantity"): "exclusive_minimum", ("body", "data", "seized_on"): "format",
+                     ("body", "data", "unit"): "enum", ("body", "data", "place"): "missing"}
+    assert publisher.records == []
 
 
 async def test_health_and_openapi_are_served(client: httpx.AsyncClient) -> None:
