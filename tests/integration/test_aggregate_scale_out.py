@@ -34,6 +34,7 @@ from shared.envelope import (
 )
 from shared.store import Document, connect
 from tests.conftest import Infra
+from tests.oracle_rows import Rows, shown_rows
 from tests.unit.test_oracle import Send, oracle, submitted
 from tests.unit.test_views_projection import PERSON_A, PERSON_B, price, seizure, training
 
@@ -145,13 +146,9 @@ def workload(rng: random.Random, prefix: str, count: int, earlier: list[tuple[st
     return found
 
 
-async def visible_views(repository: Repository) -> dict[str, dict[str, Document]]:
-    views: dict[str, dict[str, Document]] = {}
-    for view in VIEWS:
-        docs = await repository.query_view(view, {}, None, 100_000)
-        if docs:
-            views[view] = {d["_id"]: {k: v for k, v in d.items() if k not in ("_id", "wm")} for d in docs}
-    return views
+async def visible_views(repository: Repository) -> Rows:
+    """Every view's rows as the read side gives them."""
+    return shown_rows({view: await repository.query_view(view, {}, None, 100_000) for view in VIEWS})
 
 
 async def processed_everything(repository: Repository, feeder: Feeder) -> bool:
@@ -259,7 +256,7 @@ async def test_two_workers_split_partitions_and_keep_views_exact_through_rebalan
                 await worker.stop()
 
     assert len(sends) >= 300
-    assert await visible_views(repository) == dict(oracle(sends))
+    assert await visible_views(repository) == oracle(sends)
     records = {sid: (await repository.get_submission(sid) or {}).get("status") for sid in expected_status(sends)}
     assert records == expected_status(sends)
     assert [v for g in guards for v in g.violations] == []
@@ -306,5 +303,5 @@ async def test_more_workers_than_partitions_leaves_the_extra_one_idle_and_not_re
         for worker in workers:
             await worker.stop()
 
-    assert await visible_views(repository) == dict(oracle(sends))
+    assert await visible_views(repository) == oracle(sends)
     assert [v for g in guards for v in g.violations] == []
