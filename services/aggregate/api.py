@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from services.aggregate.listing import router as listing_router
 from services.aggregate.paging import get_repository
 from services.aggregate.views import router as views_router
 from shared.access import BEARER_REQUIRED, allow, authorise
@@ -129,4 +130,5 @@ async def audit_trail(request: Request, _: Admin,
     return AuditPage(items=items, next=page[-1]["_id"] if len(found) > limit else None)
 
 
+router.include_router(listing_router)
 router.include_router(views_router)

@@ -102,6 +102,8 @@ class Event:
     offset: int = -1
     fields: dict[str, str] = field(default_factory=dict)
     """A short digest of each submitted field, so a version's status can say what changed."""
+    country: str | None = None
+    """The country a received or rejected version reports for (listing filters on the latest version's)."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ def project(record: Document | None, event: Event) -> tuple[Document, list[Delta
     if event.kind == "validated":
         deltas = _apply_valid_version(record, event)
     record["updated_at"] = max(record.get("updated_at", ""), event.at)
+    if event.country is not None and event.seq == record["history"][-1]["seq"]:
+        record["country"] = event.country
     return record, deltas
 
 
