@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.aggregate.listing import router as listing_router
 from services.aggregate.paging import get_repository
+from services.aggregate.reference import router as reference_router
 from services.aggregate.views import router as views_router
 from shared.access import BEARER_REQUIRED, allow, authorise
 from shared.audit import Action, AuditLog
@@ -131,4 +132,5 @@ async def audit_trail(request: Request, _: Admin,
 
 
 router.include_router(listing_router)
+router.include_router(reference_router)
 router.include_router(views_router)
