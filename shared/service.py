@@ -59,17 +59,19 @@ class _Server(uvicorn.Server):
 
 
 def app_options(settings: ServiceSettings) -> dict[str, Any]:
-    """Keyword arguments for every service's `FastAPI(...)`.
+    """Keyword arguments for every service's `FastAPI(...)`: FastAPI's docs pages off (each service installs
+    its own, shared/docs.py) and OpenTelemetry as configured.
 
     FastAPI (0.16x) instruments every request for OpenTelemetry whenever a tracer, meter or logger
     provider is configured, and to find out it looks the global providers up on every request: ~20 µs
     each, a tenth of a single submission's cost, spent to learn that none is. The services carry
     W3C trace context in their events and logs themselves, so this is opt-in (`DMP_OPENTELEMETRY`).
     """
+    options: dict[str, Any] = {"docs_url": None, "redoc_url": None}  # served without a CDN: shared/docs.py
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:  # an older FastAPI: nothing to turn off
-        return {}
+        return options
     enabled = settings.opentelemetry
-    return {"telemetry": {"tracing": enabled, "metrics": enabled, "logs": enabled}}
+    return {**options, "telemetry": {"tracing": enabled, "metrics": enabled, "logs": enabled}}
 
 
 def _give_up(timeout: float) -> None:

@@ -30,6 +30,7 @@ from services.ingest.pseudonym import pseudonymise_training
 from services.ingest.settings import IngestSettings
 from shared.access import BEARER_REQUIRED, check_access, declare_bearer_scheme, install_access
 from shared.auth import Authenticator, KeyStore, MongoKeyStore, Principal, Role
+from shared.docs import install_docs
 from shared.envelope import (
     EVENT_RECEIVED,
     ErrorDetail,
@@ -122,6 +123,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.add_middleware(SubmissionLane, fastapi=app, handlers=lanes)  # innermost: added first
     app.add_middleware(MetricsMiddleware, service="ingest")
     install_error_handler(app)
+    install_docs(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
 
     @app.exception_handler(BadSubmission)
