@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -238,7 +238,7 @@ def bound(value: str | None, parameter: str, end_of_day: bool = False) -> dateti
         if len(value) == 10:
             day = date.fromisoformat(value)
             return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-        return instant(value)
+        return instant(value.upper())
     except ValueError:
         bad_query(parameter, "datetime_invalid", "is not a date (YYYY-MM-DD) or an ISO 8601 date and time")
 
@@ -271,7 +271,13 @@ def scope(reader: Principal, submitted_by: str | None) -> str | None:
     return wanted
 
 
-DateOrTime = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$"
+DATE_OR_TIME: dict[str, Any] = {"anyOf": [{"type": "string", "format": "date"},
+                                         {"type": "string", "format": "date-time"}]}
+"""A date or an RFC 3339 date and time (`bound` parses both), as the OpenAPI document declares it."""
+
+
+def _when(description: str, alias: str | None = None) -> Any:
+    return Query(alias=alias, json_schema_extra=DATE_OR_TIME, description=description)
 
 
 @router.get("/v1/submissions", response_model=SubmissionPage, responses={
@@ -286,12 +292,11 @@ async def find_submissions(
     country: Annotated[str | None, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")] = None,
     submitted_by: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description=(
         "A key id, or `me`. Officers always get their own, and may pass only `me` or their key id."))] = None,
-    from_: Annotated[str | None, Query(alias="from", pattern=DateOrTime, description=(
-        "Received at or after: a date (from its start) or an ISO 8601 date and time"))] = None,
-    to: Annotated[str | None, Query(pattern=DateOrTime, description=(
-        "Received at or before: a date (to its end) or an ISO 8601 date and time"))] = None,
-    updated_since: Annotated[str | None, Query(pattern=DateOrTime, description=(
-        "Last changed (a new version or a verdict) at or after this date or time"))] = None,
+    from_: Annotated[str | None, _when("Received at or after: a date (from its start) or a date and time",
+                                       alias="from")] = None,
+    to: Annotated[str | None, _when("Received at or before: a date (to its end) or a date and time")] = None,
+    updated_since: Annotated[str | None, _when("Last changed (a new version or a verdict) at or after this date "
+                                               "or date and time")] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     cursor: Annotated[str | None, Query(max_length=2000, description="The `next` value of the previous page.")] = None,
     format_: Annotated[Literal["json", "csv"], Query(alias="format", description=(
