@@ -85,7 +85,7 @@ async def measure(url: str, count: int, rounds: int) -> None:
     await timed("page from the middle (`from`)", page(Selection(received_from=middle)), rounds)
     await timed("one country (1 in 5)", page(Selection(country="TJK")), rounds)
     await timed(f"one officer's own (1 in {OFFICERS})", page(Selection(submitted_by="officer07")), rounds)
-    await timed("one day in the middle (`from` and `to`)", page(Selection(
+    await timed("one hour in the middle (`from` and `to`)", page(Selection(
         received_from=middle, received_to=middle + timedelta(hours=1))), rounds)
     await timed("a status none has (reads its budget, then answers)", page(Selection(status="rejected")), rounds)
     await client.close()
