@@ -129,9 +129,9 @@ async def list_submissions(repository: Repository, selection: Selection, positio
     if positions is None:
         positions = {p: 0 for p in ends}
         if selection.received_from is not None:
-            positions = await _starts(repository, ends, selection.received_from - CLOCK_SLACK)
+            positions = await _starts(repository, ends, _moved(selection.received_from, -CLOCK_SLACK))
     walk = Walk({p: positions.get(p, 0) for p in ends}, ends)
-    stop = selection.received_to + CLOCK_SLACK if selection.received_to is not None else None
+    stop = _moved(selection.received_to, CLOCK_SLACK) if selection.received_to is not None else None
     found: list[SubmissionListItem] = []
     waiting: set[int] = set()
     while len(found) < limit and walk.entries_read < SCAN_BUDGET:
@@ -158,6 +158,14 @@ async def list_submissions(repository: Repository, selection: Selection, positio
     positions = walk.positions()
     done = not waiting and len(found) < limit and all(positions[p] >= walk.ends[p] for p in walk.ends)
     return found, None if done else positions
+
+
+def _moved(at: datetime, by: timedelta) -> datetime:
+    """`at + by`, or the earliest or latest datetime there is when that is out of range."""
+    try:
+        return at + by
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if by > timedelta(0) else datetime.min.replace(tzinfo=UTC)
 
 
 def _put_back(walk: Walk, untaken: list[tuple[int, Document]], waiting: set[int]) -> None:

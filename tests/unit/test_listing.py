@@ -98,3 +98,9 @@ async def test_received_range_starts_and_stops_within_the_range(repo: InMemoryRe
     monkeypatch.setattr(listing, "CLOCK_SLACK", timedelta(0))
     selection = Selection(received_from=START + timedelta(seconds=5), received_to=START + timedelta(seconds=11))
     assert [i for page in await walk(repo, 2, selection) for i in page] == expected_between(repo, 5, 11)
+
+
+async def test_a_range_at_the_ends_of_the_calendar_is_no_error(repo: InMemoryRepository) -> None:
+    earliest, latest = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    pages = await walk(repo, 100, Selection(received_from=earliest, received_to=latest))
+    assert len([i for page in pages for i in page]) == len(repo.listing)
