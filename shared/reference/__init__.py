@@ -1,7 +1,9 @@
 """Reference data: the lists the rules check submissions against and the API publishes, each with its version.
 
 The drug list and the unit conversions are versioned files beside this module; country and
-currency codes are ISO 3166-1 and ISO 4217 as pycountry ships them (its version is theirs).
+currency codes are ISO 3166-1 and ISO 4217 as pycountry ships them (its version is theirs); the
+code lists of single fields (routes, markets...) are the types below, which the rules' models use,
+versioned with the release that defines them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,33 @@ from typing import Any, Literal, get_args
 
 import pycountry
 
-__all__ = ["LISTS", "Conversion", "Drug", "ListName", "ReferenceList", "conversions", "countries", "currencies",
-           "drugs", "reference_list"]
+__all__ = ["CODE_LISTS", "LISTS", "CaseType", "Conversion", "Drug", "Gender", "ListName", "Market", "ReferenceList",
+           "Route", "Transport", "TreatmentService", "conversions", "countries", "currencies", "drugs",
+           "reference_list"]
 
 DATA = Path(__file__).resolve().parent
 NOT_MONEY = frozenset({"XXX", "XTS"})
 """ISO 4217 codes that name no money at all: a price or an amount in them means nothing."""
 
-ListName = Literal["drugs", "units", "countries", "currencies"]
+Route = Literal["balkan", "northern", "southern", "other", "unknown"]
+Transport = Literal["land", "air", "sea", "rail", "postal", "other", "unknown"]
+Market = Literal["retail", "wholesale"]
+CaseType = Literal["money_laundering_investigation", "asset_seizure", "cash_smuggling", "informal_value_transfer",
+                   "other"]
+Gender = Literal["female", "male", "other", "unknown"]
+TreatmentService = Literal["detox", "opioid_agonist", "psychosocial", "harm_reduction", "residential", "outpatient"]
+CODE_LISTS: dict[str, tuple[Any, str]] = {
+    "routes": (Route, "a seizure's trafficking `route`"),
+    "transports": (Transport, "a seizure's `transport`"),
+    "markets": (Market, "a price's `market`"),
+    "case_types": (CaseType, "a financial case's `case_type`"),
+    "genders": (Gender, "a training participant's `gender`"),
+    "treatment_services": (TreatmentService, "a treatment facility's `services`"),
+}
+"""Each single field's code list: its type and what it is for."""
+
+ListName = Literal["drugs", "units", "countries", "currencies", "routes", "transports", "markets", "case_types",
+                   "genders", "treatment_services"]
 LISTS: tuple[ListName, ...] = get_args(ListName)
 
 
@@ -100,6 +121,10 @@ def reference_list(name: ListName) -> ReferenceList:
         raw = _file("units")
         return ReferenceList(name, raw["version"], raw["source"], [
             {"code": code, "to": c["to"], "factor": c["factor"]} for code, c in sorted(raw["units"].items())])
+    if name in CODE_LISTS:
+        codes, source = CODE_LISTS[name]
+        return ReferenceList(name, f"dmp-pipeline {version('dmp-pipeline')}", f"the codes of {source}",
+                             [{"code": code} for code in get_args(codes)])
     iso = f"pycountry {version('pycountry')}"
     if name == "countries":
         return ReferenceList(name, f"iso3166-1 ({iso})", "ISO 3166-1 alpha-3", [

@@ -18,7 +18,8 @@ from services.aggregate.settings import AggregateSettings
 from shared.auth import InMemoryKeyStore
 from tests.keys import add_key, bearer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "reference"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "shared" / "reference"
 
 
 def data_file(name: str) -> dict[str, Any]:
@@ -74,7 +75,7 @@ async def test_the_index_names_every_list_with_the_version_it_serves(officer_cli
     index = await get(officer_client, "/v1/reference")
     for entry in index["lists"]:
         assert (await get(officer_client, entry["url"]))["version"] == entry["version"]
-    assert [e["name"] for e in index["lists"]] == ["drugs", "units", "countries", "currencies"]
+    assert {e["name"] for e in index["lists"]} >= {"drugs", "units", "countries", "currencies"} | set(SCHEMA_FIELDS)
 
 
 async def test_an_unknown_list_is_refused_naming_the_path_parameter(officer_client: httpx.AsyncClient) -> None:
@@ -87,3 +88,26 @@ async def test_reference_data_needs_a_key() -> None:
     app = create_app(AggregateSettings(), repository=InMemoryRepository())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate") as client:
         assert (await client.get("/v1/reference/drugs")).status_code == 401
+
+
+SCHEMA_FIELDS = {
+    "routes": ("seizure.v2", ["properties", "route", "enum"]),
+    "transports": ("seizure.v2", ["properties", "transport", "enum"]),
+    "markets": ("price.v1", ["properties", "market", "enum"]),
+    "case_types": ("financial_case.v1", ["properties", "case_type", "enum"]),
+    "treatment_services": ("treatment_facility.v1", ["properties", "services", "items", "enum"]),
+    "genders": ("training.v1", ["$defs", "ParticipantSubmission", "properties", "gender", "enum"]),
+}
+"""Each code list and where the published JSON Schema of a submission type gives the same codes."""
+
+
+@pytest.mark.parametrize("name", SCHEMA_FIELDS)
+async def test_each_code_list_is_what_the_published_schema_allows(officer_client: httpx.AsyncClient,
+                                                                  name: str) -> None:
+    schema_file, path = SCHEMA_FIELDS[name]
+    node: Any = json.loads((ROOT / "schemas" / "submissions" / f"{schema_file}.schema.json").read_text())
+    for key in path:
+        node = node[key]
+    body = await get(officer_client, f"/v1/reference/{name}")
+    assert [item["code"] for item in body["items"]] == node
+    assert body["version"] == f"dmp-pipeline {version('dmp-pipeline')}"
