@@ -51,7 +51,7 @@ from shared.access import allow
 from shared.audit import AuditLog
 from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
-from shared.reference import CaseType, Route
+from shared.reference import CaseType, Market, Route
 
 
 async def audit_exports(request: Request) -> None:
@@ -145,7 +145,7 @@ async def routes_view(
 @router.get("/v1/views/prices", response_model=PricePage, responses=CSV)
 async def prices_view(
     request: Request, repository: RepositoryDep, country: Country = None, year: Year = None, drug: Drug = None,
-    market: Annotated[Literal["retail", "wholesale"] | None, Query()] = None,
+    market: Annotated[Market | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
 ) -> PricePage | Response:
     """Prices per gram by country × year × drug × market, per currency: observations, min, max and mean."""
