@@ -16,9 +16,10 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from services.validate.rules.reference import drugs
+from shared.reference import CaseType, Gender, Market, Route, Transport, TreatmentService
 
 Kind = Literal["text", "number", "integer", "date", "period", "list"]
 ID_COLUMN = "id"
@@ -66,6 +67,12 @@ def _c(name: str, kind: Kind, rule: str, example: str = "", path: tuple[str, ...
     return Column(name, kind, path or tuple(name.split(".")), rule, example)
 
 
+def _one_of(codes: Any) -> str:
+    """`a, b or c`: the codes of a shared code list (shared/reference), for a column's rule."""
+    names = get_args(codes)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 _ISO3 = "ISO 3166-1 alpha-3 code"
 _DATE = "date YYYY-MM-DD, not in the future, not before 1990"
 
@@ -80,8 +87,8 @@ SEIZURE = TypeColumns("seizure", 2, (
     _c("unit", "text", "kg, g, l, ml or unit; must suit the drug", "kg"),
     _c("cases", "integer", "≥ 1; empty = 1", "1"),
     _c("persons_arrested", "integer", "≥ 0; empty = 0", "2"),
-    _c("transport", "text", "land, air, sea, rail, postal, other or unknown", "land"),
-    _c("route", "text", "balkan, northern, southern, other or unknown", "balkan"),
+    _c("transport", "text", _one_of(Transport), "land"),
+    _c("route", "text", _one_of(Route), "balkan"),
     _c("origin", "text", f"optional {_ISO3}", "AFG"),
     _c("destination", "text", f"optional {_ISO3}", "TUR"),
     _c("transit", "list", f"optional list of {_ISO3}, separated by ;", "IRN;TUR"),
@@ -93,7 +100,7 @@ PRICE = TypeColumns("price", 1, (
     _c("country", "text", _ISO3, "TJK"),
     _c("place", "text", "1–200 characters", "Dushanbe"),
     _c("drug", "text", "code from the drug list", "heroin"),
-    _c("market", "text", "retail or wholesale", "wholesale"),
+    _c("market", "text", _one_of(Market), "wholesale"),
     _c("price_typical", "number", "> 0; required", "9000"),
     _c("price_min", "number", "optional, > 0, ≤ price_typical", "8000"),
     _c("price_max", "number", "optional, > 0, ≥ price_typical", "11000"),
@@ -105,8 +112,7 @@ PRICE = TypeColumns("price", 1, (
 FINANCIAL_CASE = TypeColumns("financial_case", 1, (
     _c("reported_on", "date", _DATE, "2025-05-20"),
     _c("country", "text", _ISO3, "UZB"),
-    _c("case_type", "text", "money_laundering_investigation, asset_seizure, cash_smuggling, "
-                            "informal_value_transfer or other", "cash_smuggling"),
+    _c("case_type", "text", _one_of(CaseType), "cash_smuggling"),
     _c("amount", "number", "> 0", "250000"),
     _c("currency", "text", "ISO 4217 code", "USD"),
     _c("linked_drug", "text", "optional code from the drug list", "heroin"),
@@ -118,8 +124,7 @@ TREATMENT_FACILITY = TypeColumns("treatment_facility", 1, (
     _c("country", "text", _ISO3, "KAZ"),
     _c("name", "text", "1–200 characters", "Almaty Regional Narcology Centre"),
     _c("period", "period", "YYYY or YYYY-MM", "2025-03"),
-    _c("services", "list", "detox, opioid_agonist, psychosocial, harm_reduction, residential, outpatient; "
-                           "separated by ;", "detox;outpatient"),
+    _c("services", "list", f"{', '.join(get_args(TreatmentService))}; separated by ;", "detox;outpatient"),
     _c("capacity", "integer", "≥ 0", "120"),
     *(_c(f"in_treatment.{code}", "integer", f"people in treatment for {code}, ≥ 0; empty = none reported",
          "85" if code == "heroin" else "") for code in drugs()),
@@ -137,7 +142,7 @@ TRAINING = TypeColumns("training", 1, (
     _c("participant.full_name", "text", "1–200 characters; never stored by the platform", "Nigora Rakhimova"),
     _c("participant.agency", "text", "1–200 characters", "Drug Control Agency"),
     _c("participant.country", "text", _ISO3, "TJK"),
-    _c("participant.gender", "text", "female, male, other or unknown", "female"),
+    _c("participant.gender", "text", _one_of(Gender), "female"),
     _c("participant.role", "text", "1–200 characters", "investigator"),
 ))
 

@@ -21,6 +21,7 @@ from shared.store import connect
 keys_app = typer.Typer(help="API keys: `create` prints a key once; the store keeps only a keyed hash.",
                        no_args_is_help=True)
 console = Console()
+err = Console(stderr=True)
 T = TypeVar("T")
 
 
@@ -48,7 +49,7 @@ def create(
     countries: Annotated[str | None, typer.Option(help="ISO3 codes an officer reports for, comma-separated")] = None,
     name: Annotated[str, typer.Option(help="who or what the key is for")] = "",
 ) -> None:
-    """Make a key and print it once (store it now: it cannot be shown again)."""
+    """Make a key and print it once, alone on stdout (store it now: it cannot be shown again)."""
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     scope = [c.strip().upper() for c in countries.split(",") if c.strip()] if countries else None
@@ -62,8 +63,9 @@ def create(
                                         "key_created", new.record["_id"], role=role, countries=scope, name=name)])
 
     _with_store(store)
-    console.print(f"[green]created[/] {role} key {new.record['_id']}"
-                  f"{' for ' + ','.join(scope) if scope else ''}{' (' + name + ')' if name else ''}", style="dim")
+    # Only the key goes to stdout, so that `KEY=$(dmp keys create ...)` captures it and nothing else.
+    err.print(f"[green]created[/] {role} key {new.record['_id']}"
+              f"{' for ' + ','.join(scope) if scope else ''}{' (' + name + ')' if name else ''}", style="dim")
     print(new.key)
 
 

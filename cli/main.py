@@ -15,6 +15,7 @@ import os
 import sys
 import uuid
 from enum import StrEnum
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,18 @@ class SubmissionKind(StrEnum):
     financial_case = "financial_case"
     treatment_facility = "treatment_facility"
     training = "training"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"dmp {version('dmp-pipeline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """DMP Pipeline command line: queue, send and follow field data."""
 
 
 IngestUrl = Annotated[str | None, typer.Option(help="ingest's base URL (default: DMP_INGEST_URL, then `dmp login`)")]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, create_model
 CODES: dict[int, tuple[str, ...]] = {
     400: ("empty_body", "invalid_json"),
     401: ("missing_key", "malformed_key", "unknown_key", "revoked_key"),
-    403: ("forbidden_role", "forbidden_country", "not_the_submitter"),
+    403: ("forbidden_role", "forbidden_country", "forbidden_scope", "not_the_submitter"),
     404: ("not_found",),
     413: ("body_too_large", "batch_too_large"),
     415: ("unsupported_media_type",),

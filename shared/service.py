@@ -60,7 +60,8 @@ class _Server(uvicorn.Server):
 
 
 def app_options(settings: ServiceSettings) -> dict[str, Any]:
-    """Keyword arguments for every service's `FastAPI(...)`.
+    """Keyword arguments for every service's `FastAPI(...)`: FastAPI's docs pages off (each service installs
+    its own, shared/docs.py) and OpenTelemetry as configured.
 
     FastAPI (0.16x) instruments every request for OpenTelemetry whenever a tracer, meter or logger
     provider is configured, and to find out it looks the global providers up on every request, a
@@ -70,7 +71,8 @@ def app_options(settings: ServiceSettings) -> dict[str, Any]:
     Operation ids in the OpenAPI document read as verbs (`getSeizuresView`): generated clients name
     their functions after them.
     """
-    options: dict[str, Any] = {"generate_unique_id_function": operation_id}
+    options: dict[str, Any] = {"generate_unique_id_function": operation_id,
+                               "docs_url": None, "redoc_url": None}  # served without a CDN: shared/docs.py
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:  # an older FastAPI: nothing to turn off
         return options
     enabled = settings.opentelemetry

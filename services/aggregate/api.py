@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from services.aggregate.listing import router as listing_router
 from services.aggregate.paging import get_repository
 from services.aggregate.projection import WITHDRAWN
+from services.aggregate.reference import router as reference_router
 from services.aggregate.views import router as views_router
 from shared.access import BEARER_REQUIRED, allow, authorise
 from shared.audit import Action, AuditLog
@@ -132,4 +134,6 @@ async def audit_trail(request: Request, _: Admin,
     return AuditPage(items=items, next=page[-1]["_id"] if len(found) > limit else None)
 
 
+router.include_router(listing_router)
+router.include_router(reference_router)
 router.include_router(views_router)

@@ -14,6 +14,7 @@ from services.aggregate.settings import AggregateSettings
 from shared.access import install_access
 from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
+from shared.docs import install_docs
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, app_options, run
 from shared.store import connect, store_reachable
@@ -52,6 +53,7 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
     app.add_middleware(MetricsMiddleware, service="aggregate")
     install_error_handler(app)
+    install_docs(app)
     install_access(app, settings, app.state.authenticator if repository is not None else None)
     app.include_router(router)
 

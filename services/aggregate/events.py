@@ -43,7 +43,8 @@ def to_event(topic: str, partition: int, offset: int, value: bytes | None, topic
             return Event("rejected", rejected.id, rejected.type, rejected.received.seq, rejected.data_hash,
                          _text(rejected.rejected_at), rejected.submitted_by, _text(rejected.received_at),
                          errors=[e.model_dump() for e in rejected.errors],
-                         fields=field_digests(rejected.original.get("data")))
+                         fields=field_digests(rejected.original.get("data")),
+                         country=reported_country(rejected.original.get("data")))
     except ValidationError as exc:
         log.error("unreadable event skipped", extra={"topic": topic, "partition": partition, "offset": offset,
                                                      "error": repr(exc)})
@@ -62,7 +63,8 @@ def _received(value: bytes, offset: int) -> Event:
     at = _text(received.received_at)
     return Event("received", received.id, received.type, offset,
                  content_hash(received.type, received.schema_version, received.data),
-                 at, received.submitted_by, at, fields=field_digests(received.data))
+                 at, received.submitted_by, at, fields=field_digests(received.data),
+                 country=reported_country(received.data))
 
 
 def _validated(value: bytes, partition: int, offset: int) -> Event:
@@ -76,3 +78,11 @@ def _validated(value: bytes, partition: int, offset: int) -> Event:
     return Event("validated", validated.id, validated.type, validated.received.seq, validated.data_hash,
                  _text(validated.validated_at), validated.submitted_by, _text(validated.received_at),
                  data=validated.data, source=str(partition), offset=offset)
+
+
+def reported_country(data: object) -> str | None:
+    """The country a submission reports for: `country`, or a training's `host_country`."""
+    if not isinstance(data, dict):
+        return None
+    country = data.get("country", data.get("host_country"))
+    return country if isinstance(country, str) else None

@@ -108,6 +108,8 @@ class Event:
     """A short digest of each submitted field, so a version's status can say what changed."""
     withdrawal: dict[str, Any] | None = None
     """A withdrawal's reason, who withdrew and their role (`shared.envelope.Withdrawal`)."""
+    country: str | None = None
+    """The country a received or rejected version reports for (listing filters on the latest version's)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,8 @@ def project(record: Document | None, event: Event) -> tuple[Document, list[Delta
     if event.kind in ("validated", "withdrawn"):
         deltas = _apply_valid_version(record, event)
     record["updated_at"] = max(record.get("updated_at", ""), event.at)
+    if event.country is not None and event.seq == record["history"][-1]["seq"]:
+        record["country"] = event.country
     return record, deltas
 
 

@@ -7,8 +7,12 @@ the bucket key, in bucket order, so a page never splits a bucket's shards. Filte
 or ranges (`{"month": {"$gte": a, "$lte": b}}`) with `$gt`, `$gte`, `$lt`, `$lte` on dimensions;
 a condition on `submissions` applies to the bucket's total and narrows the always-applied `> 0`.
 
+The listing of submissions reads `listing`: one entry per received event, `_id`
+`<partition>:<offset>` of the received topic, so that a page is found by `$in` over consecutive
+offsets (see listing.py), never by a range.
+
 A generation is one complete set of these collections: generation 0 is `submissions`,
-`view_<name>` and `progress`; generation N > 0 prefixes each with `g<N>_` (see generation.py).
+`view_<name>`, `listing` and `progress`; generation N > 0 prefixes each with `g<N>_` (see generation.py).
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class Writes(Protocol):
         """Record progress documents; `next_offset` never goes back."""
         ...
 
+    async def save_listing(self, entries: Iterable[Document]) -> None:
+        """Record listing entries (written once: an entry already stored is left as it is)."""
+        ...
+
 
 class Repository(Writes, Protocol):
     @property
@@ -78,6 +86,10 @@ class Repository(Writes, Protocol):
 
     async def load_progress(self) -> list[Document]:
         """Per topic partition, how far the worker has processed: `{kind, partition, next_offset, at}`."""
+        ...
+
+    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
+        """The listing entries stored among `keys`."""
         ...
 
 
@@ -123,6 +135,9 @@ class WriterCache:
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
         await self.inner.save_progress(docs)
+
+    async def save_listing(self, entries: Iterable[Document]) -> None:
+        await self.inner.save_listing(entries)
 
     async def _saving(self, write: Awaitable[None]) -> None:
         try:
@@ -208,6 +223,14 @@ class InMemoryRepository:
         self.submissions: dict[str, Document] = {}
         self.views: dict[ViewKey, Document] = {}
         self.progress: dict[str, Document] = {}
+        self.listing: dict[str, Document] = {}
+
+    async def save_listing(self, entries: Iterable[Document]) -> None:
+        for entry in entries:
+            self.listing.setdefault(entry["_id"], entry)
+
+    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
+        return [self.listing[k] for k in keys if k in self.listing]
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         return {i: self.submissions[i] for i in ids if i in self.submissions}
@@ -245,7 +268,7 @@ class InMemoryRepository:
 
 
 class MongoRepository:
-    """Collections `submissions`, `view_<name>` and `progress` in one database, prefixed by generation."""
+    """Collections `submissions`, `view_<name>`, `listing` and `progress` in one database, prefixed by generation."""
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, generation: int = 0) -> None:
         self.generation = generation
@@ -253,13 +276,15 @@ class MongoRepository:
         self.prefix = collection_prefix(generation)
         self.submissions = self.db[f"{self.prefix}{SUBMISSIONS}"]
         self.progress = self.db[f"{self.prefix}progress"]
+        self.listing = self.db[f"{self.prefix}listing"]
 
     def view(self, name: str) -> Any:
         return self.db[f"{self.prefix}view_{name}"]
 
     def collection_names(self) -> list[str]:
         """Every collection of this generation."""
-        return [f"{self.prefix}submissions", f"{self.prefix}progress", *(f"{self.prefix}view_{v}" for v in VIEWS)]
+        return [f"{self.prefix}submissions", f"{self.prefix}progress", f"{self.prefix}listing",
+                *(f"{self.prefix}view_{v}" for v in VIEWS)]
 
     async def ensure_indexes(self) -> None:
         for view in VIEWS:  # one at a time: each may create its collection
@@ -322,6 +347,14 @@ class MongoRepository:
 
     async def load_progress(self) -> list[Document]:
         return [d async for d in self.progress.find({}).sort("_id", 1)]
+
+    async def save_listing(self, entries: Iterable[Document]) -> None:
+        entries = list(entries)
+        if entries:
+            await store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True)
+
+    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
+        return await find_by_id(self.listing, list(keys))
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
         ops = [UpdateOne({"_id": d["_id"]}, {"$max": {"next_offset": d["next_offset"]},

@@ -52,6 +52,7 @@ from shared.audit import AuditLog
 from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
 from shared.problems import KEYED, problems
+from shared.reference import CaseType, Market, Route
 
 
 async def audit_exports(request: Request) -> None:
@@ -130,7 +131,7 @@ async def seizures_view(request: Request, repository: RepositoryDep, country: Co
 @router.get("/v1/views/routes", response_model=RoutePage, responses=CSV)
 async def routes_view(
     request: Request, repository: RepositoryDep,
-    route: Annotated[Literal["balkan", "northern", "southern", "other", "unknown"] | None, Query()] = None,
+    route: Annotated[Route | None, Query()] = None,
     drug: Drug = None,
     from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM")] = None,
     to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM")] = None,
@@ -148,7 +149,7 @@ async def routes_view(
 @router.get("/v1/views/prices", response_model=PricePage, responses=CSV)
 async def prices_view(
     request: Request, repository: RepositoryDep, country: Country = None, year: Year = None, drug: Drug = None,
-    market: Annotated[Literal["retail", "wholesale"] | None, Query()] = None,
+    market: Annotated[Market | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
 ) -> PricePage | Response:
     """Prices per gram by country × year × drug × market, per currency: observations, min, max and mean."""
@@ -158,10 +159,6 @@ async def prices_view(
     if format_ == "csv":
         return csv_response(request, items, PriceRow, next_cursor, "prices")
     return PricePage(items=items, next=next_cursor)
-
-
-CaseType = Literal["money_laundering_investigation", "asset_seizure", "cash_smuggling", "informal_value_transfer",
-                   "other"]
 
 
 @router.get("/v1/views/financial", response_model=FinancialPage, responses=CSV)

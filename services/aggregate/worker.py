@@ -125,18 +125,43 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
 
 async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None) -> None:
     """Apply one batch of records (in partition order), recording, together with the submission records, how
-    far each partition got and, with an `audit` log, who submitted what."""
-    events = [event for tp, records in batch.items() for r in records
-              if (event := to_event(tp.topic, tp.partition, r.offset, r.value, topics)) is not None]
+    far each partition got and, with an `audit` log, who submitted what.
+
+    The batch's listing entries are written meanwhile, and always before its progress: the listing reads
+    progress as the end of what it may page through (listing.py)."""
+    events: list[Event] = []
+    entries: list[Document] = []
+    for tp, records in batch.items():
+        for r in records:
+            event = to_event(tp.topic, tp.partition, r.offset, r.value, topics)
+            if event is not None:
+                events.append(event)
+                if event.kind == "received":
+                    entries.append(listing_entry(tp.partition, event))
+    listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries)))
 
     def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
-        progress = repository.save_progress(progress_documents(batch, topics))
+        progress = _after(listed, lambda: repository.save_progress(progress_documents(batch, topics)))
         writes: list[Awaitable[None]] = [_timed("progress", progress)]
         if audit is not None:
             writes.append(_timed("audit", audit.record(submission_audit(touched, events))))
         return writes
 
-    await apply_batch(repository, events, alongside_records=bookkeeping)
+    try:
+        await apply_batch(repository, events, alongside_records=bookkeeping)
+    finally:
+        await listed
+
+
+def listing_entry(partition: int, event: Event) -> Document:
+    """A received event's listing entry: `_id` `<partition>:<offset>` of the received topic."""
+    return {"_id": f"{partition}:{event.seq}", "id": event.id, "received_at": event.received_at,
+            "submitted_by": event.submitted_by}
+
+
+async def _after(first: Awaitable[None], then: Callable[[], Awaitable[None]]) -> None:
+    await first
+    await then()
 
 
 async def _timed(collection: str, write: Awaitable[None]) -> None:

@@ -17,6 +17,7 @@ from services.ingest.submission import UNAVAILABLE
 from services.ingest.withdrawal import router as withdrawal_router
 from shared.access import declare_bearer_scheme, install_access
 from shared.auth import Authenticator, KeyStore, MongoKeyStore
+from shared.docs import install_docs
 from shared.errors import InfrastructureUnavailable
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.kafka import KafkaPublisher, Publisher, ensure_topics
@@ -64,6 +65,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.add_middleware(SubmissionLane, fastapi=app)  # innermost: added first
     app.add_middleware(MetricsMiddleware, service="ingest")
     install_error_handler(app)
+    install_docs(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
     app.add_exception_handler(BadSubmission, bad_submission)  # type: ignore[arg-type]
     app.add_exception_handler(InfrastructureUnavailable, broker_unavailable)  # type: ignore[arg-type]

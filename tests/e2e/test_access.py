@@ -46,6 +46,16 @@ def test_keys_made_and_revoked_with_the_cli_work_and_stop_working_within_seconds
                timeout=10, what="aggregate to refuse the revoked key")
 
 
+def test_keys_create_prints_only_the_key_on_stdout_so_a_shell_can_capture_it(stack: Stack) -> None:
+    made = dmp(stack, "create", "--role", "analyst", "--name", "Research team")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.removesuffix("\n")
+    assert "\n" not in key and key.startswith("dmp_")
+    assert key.split("_")[1] in made.stderr  # the message names the key id, on stderr
+    reference = httpx.get(f"{stack.url('aggregate')}/v1/reference/units", headers=bearer(key), timeout=5)
+    assert reference.status_code == 200
+
+
 def test_submissions_amendments_and_key_changes_are_in_the_audit_trail(stack: Stack) -> None:
     officer_key = stack.key("officer", name="audit test")
     body = envelope(country="GEO", seized_on="2015-01-01")

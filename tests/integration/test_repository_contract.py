@@ -72,6 +72,13 @@ async def test_submission_records_are_scanned_in_id_order(repository: Repository
     assert [d["_id"] for d in first + rest] == ["a", "b", "c", "d"]
 
 
+async def test_listing_entries_are_written_once_and_found_by_key(repository: Repository) -> None:
+    await repository.save_listing([{"_id": "0:1", "id": "s1"}, {"_id": "2:7", "id": "s2"}])
+    await repository.save_listing([{"_id": "0:1", "id": "changed"}, {"_id": "0:2", "id": "s3"}])
+    found = await repository.load_listing(["0:1", "0:2", "2:7", "1:1"])
+    assert sorted((e["_id"], e["id"]) for e in found) == [("0:1", "s1"), ("0:2", "s3"), ("2:7", "s2")]
+
+
 async def save(repository: Repository, view: str, docs: list[dict[str, Any]]) -> None:
     await repository.save_views({(view, d["_id"]): d for d in docs})
 

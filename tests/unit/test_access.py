@@ -68,19 +68,25 @@ def aggregate_reads() -> list[str]:
     app = create_aggregate(AggregateSettings(), repository=InMemoryRepository())
     paths = sorted(p for p, ops in app.openapi()["paths"].items() if p.startswith("/v1/") and "get" in ops)
     concrete = {"/v1/submissions/{submission_id}": "/v1/submissions/mine",
+                "/v1/reference/{name}": "/v1/reference/units",
                 "/v1/views/fact-sheet": "/v1/views/fact-sheet?country=AFG&year=2024",
                 "/v1/exports/arq": "/v1/exports/arq?country=AFG&year=2024"}
     return [concrete.get(p, p) for p in paths]
 
 
 def test_every_aggregate_endpoint_is_in_the_matrix() -> None:
-    assert aggregate_reads() == ["/v1/audit", "/v1/exports/arq?country=AFG&year=2024", "/v1/submissions/mine",
+    assert aggregate_reads() == ["/v1/audit", "/v1/exports/arq?country=AFG&year=2024", "/v1/reference",
+                                 "/v1/reference/units", "/v1/submissions",
+                                 "/v1/submissions/mine",
                                  "/v1/views/fact-sheet?country=AFG&year=2024",
                                  "/v1/views/financial", "/v1/views/map", "/v1/views/prices", "/v1/views/routes",
                                  "/v1/views/seizures", "/v1/views/trainings"]
 
 
-ALLOWED = {"/v1/audit": {"admin"}, "/v1/submissions/mine": {"analyst", "operator", "admin"}}
+ALLOWED = {"/v1/audit": {"admin"}, "/v1/submissions/mine": {"analyst", "operator", "admin"},
+           "/v1/submissions": {"officer", "analyst", "operator", "admin"},
+           "/v1/reference": {"officer", "analyst", "operator", "admin"},
+           "/v1/reference/units": {"officer", "analyst", "operator", "admin"}}
 VIEW_ROLES = {"analyst"}
 
 

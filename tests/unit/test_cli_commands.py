@@ -171,3 +171,13 @@ def test_the_contracts_commands_still_work(run) -> None:
     result = run("contracts", "check")
     assert result.exit_code == 0, result.output
     assert "matches" in result.stdout
+
+
+def test_version_prints_the_projects_version_and_exits_zero(run) -> None:
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"dmp {project['version']}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,9 +16,7 @@ from services.validate.rules.fields import (
     ReportDate,
     as_json,
 )
-
-CaseType = Literal["money_laundering_investigation", "asset_seizure", "cash_smuggling", "informal_value_transfer",
-                   "other"]
+from shared.reference import CaseType
 
 RULES = "financial_case.v1"
 """Label of the rules the normalised form follows: nothing is converted, defaults are filled."""

@@ -18,8 +18,8 @@ from services.validate.rules.fields import (
     as_json,
 )
 from services.validate.rules.reference import conversions
+from shared.reference import Market
 
-Market = Literal["retail", "wholesale"]
 PriceUnit = Literal["g", "kg"]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 

@@ -15,10 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.validate.rules import borders
 from services.validate.rules.fields import Amount, Count, CrossFieldProblem, DrugCode, Iso3, ReportDate, Text, as_json
 from services.validate.rules.reference import conversions, drugs
+from shared.reference import Route, Transport
 
 Unit = Literal["kg", "g", "l", "ml", "unit"]
-Transport = Literal["land", "air", "sea", "rail", "postal", "other", "unknown"]
-Route = Literal["balkan", "northern", "southern", "other", "unknown"]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 

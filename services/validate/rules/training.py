@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from services.validate.rules.fields import CrossFieldProblem, Identifier, Iso3, ReportDate, Text, as_json
+from shared.reference import Gender
 
-Gender = Literal["female", "male", "other", "unknown"]
 Pseudonym = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 RAW_IDENTITY = ("national_id", "full_name")

@@ -6,7 +6,7 @@ People in treatment over a period may outnumber the places a facility has at any
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -22,8 +22,7 @@ from services.validate.rules.fields import (
     as_json,
     period_bounds,
 )
-
-Service = Literal["detox", "opioid_agonist", "psychosocial", "harm_reduction", "residential", "outpatient"]
+from shared.reference import TreatmentService
 
 
 def _no_duplicates(services: list[str]) -> list[str]:
@@ -43,7 +42,7 @@ class TreatmentFacility(BaseModel):
     country: Iso3
     name: Text
     period: ReportPeriod
-    services: Annotated[list[Service], Field(min_length=1), AfterValidator(_no_duplicates)]
+    services: Annotated[list[TreatmentService], Field(min_length=1), AfterValidator(_no_duplicates)]
     capacity: Count
     in_treatment: dict[DrugCode, Count]
 

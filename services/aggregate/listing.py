@@ -1,0 +1,336 @@
+"""Finding submissions: `GET /v1/submissions`, pages of submission records in the order they were received.
+
+The store answers lookups by `_id` (one or `$in` of many) from its index and scans the whole
+collection for anything else, ranges included. So the listing walks the `listing` entries, one
+per received event keyed `<partition>:<offset>` of the received topic, by `$in` over consecutive
+offsets of every partition, and merges the partitions by (received_at, id). A cursor holds the
+next offset of each partition: a page never repeats or skips an entry, whatever arrives
+meanwhile, since new events only ever take offsets after every cursor.
+
+Only a submission's first received event lists it (the record's `received_at` is that event's).
+A request reads at most SCAN_BUDGET entries, so a selective filter may answer a page with
+fewer than `limit` items, or none, and a `next` cursor: follow it until it is null.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from services.aggregate.paging import PAGE_MAX, RepositoryDep, bad_query, csv_response, cursor_bytes, encode_cursor
+from services.aggregate.repository import Repository
+from shared.access import allow
+from shared.auth import Principal
+from shared.envelope import SubmissionType
+from shared.problems import KEYED, problems
+from shared.store import Document
+
+CHUNK = 64
+"""Offsets of one partition read per lookup."""
+SCAN_BUDGET = 5_000
+"""Entries one request reads at most before it answers with what it found and a cursor."""
+CLOCK_SLACK = timedelta(minutes=5)
+"""How far out of order received times may be within one partition (several ingest processes share one):
+`from`/`to` start and stop a partition's walk this far outside the range, and filter exactly."""
+
+ListedStatus = Literal["received", "validated", "rejected", "withdrawn"]
+Reader = Annotated[Principal, Depends(allow("officer", "analyst", "operator", "admin"))]
+router = APIRouter(tags=["status"])
+
+
+class SubmissionListItem(BaseModel):
+    """One submission as the listing shows it: its latest version's status, without history."""
+
+    id: str
+    type: str
+    status: str
+    country: str | None = Field(None, description="The country its latest version reports for.")
+    submitted_by: str = Field(description="The key id that first sent it.")
+    version: int
+    received_at: str = Field(description="When its first version was received.")
+    updated_at: str
+    reasons: int = Field(description="How many reasons its latest version was rejected for (0 unless rejected).")
+
+
+class SubmissionPage(BaseModel):
+    items: list[SubmissionListItem]
+    next: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a listing request asks for, with its bounds as datetimes."""
+
+    type: str | None = None
+    status: str | None = None
+    country: str | None = None
+    submitted_by: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    updated_since: datetime | None = None
+
+    def admits_entry(self, entry: Document) -> bool:
+        if self.submitted_by is not None and entry["submitted_by"] != self.submitted_by:
+            return False
+        at = instant(entry["received_at"])
+        return (self.received_from is None or at >= self.received_from) and (
+            self.received_to is None or at <= self.received_to)
+
+    def admits_record(self, record: Document) -> bool:
+        return ((self.type is None or record["type"] == self.type)
+                and (self.status is None or record["status"] == self.status)
+                and (self.country is None or record.get("country") == self.country)
+                and (self.updated_since is None or instant(record["updated_at"]) >= self.updated_since))
+
+
+@dataclass
+class Walk:
+    """Where a listing stands in each received partition: entries read ahead cover offsets [taken, read)."""
+
+    read: dict[int, int]
+    ends: dict[int, int]
+    ahead: dict[int, list[Document]] = field(default_factory=dict)
+    entries_read: int = 0
+
+    def positions(self) -> dict[int, int]:
+        """Per partition, the first offset not yet taken: the cursor."""
+        return {p: offset_of(self.ahead[p][0]) if self.ahead.get(p) else self.read[p] for p in self.ends}
+
+
+def offset_of(entry: Document) -> int:
+    return int(entry["_id"].partition(":")[2])
+
+
+def instant(value: str) -> datetime:
+    """An ISO 8601 time as stored (`Z` or an offset) as an aware datetime."""
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def item_of(record: Document) -> SubmissionListItem:
+    return SubmissionListItem(id=record["_id"], type=record["type"], status=record["status"],
+                              country=record.get("country"), submitted_by=record["submitted_by"],
+                              version=record["version"], received_at=record["received_at"],
+                              updated_at=record["updated_at"], reasons=len(record.get("errors") or []))
+
+
+async def list_submissions(repository: Repository, selection: Selection, positions: dict[int, int] | None,
+                           limit: int) -> tuple[list[SubmissionListItem], dict[int, int] | None]:
+    """Up to `limit` submissions from `positions` on (from the start when None), and the positions after them
+    (None when every partition has been read to its end)."""
+    ends = {d["partition"]: int(d["next_offset"]) for d in await repository.load_progress()
+            if d["kind"] == "received"}
+    if positions is None:
+        positions = {p: 0 for p in ends}
+        if selection.received_from is not None:
+            positions = await _starts(repository, ends, _moved(selection.received_from, -CLOCK_SLACK))
+    walk = Walk({p: positions.get(p, 0) for p in ends}, ends)
+    stop = _moved(selection.received_to, CLOCK_SLACK) if selection.received_to is not None else None
+    found: list[SubmissionListItem] = []
+    waiting: set[int] = set()
+    while len(found) < limit and walk.entries_read < SCAN_BUDGET:
+        candidates = await _merged(repository, walk, min(limit - len(found), CHUNK), stop)
+        if not candidates:
+            break
+        records = await repository.load_submissions({e["id"] for _, e in candidates if selection.admits_entry(e)})
+        for index, (partition, entry) in enumerate(candidates):
+            if partition in waiting:
+                continue
+            record = records.get(entry["id"])
+            if record is None and selection.admits_entry(entry):
+                # Its record is written after its entry: this partition goes no further until it is.
+                waiting.add(partition)
+                walk.ahead[partition] = [entry]
+                walk.ends[partition] = offset_of(entry)
+                continue
+            if record is not None and instant(record["received_at"]) == instant(entry["received_at"]) \
+                    and selection.admits_entry(entry) and selection.admits_record(record):
+                found.append(item_of(record))
+                if len(found) == limit:
+                    _put_back(walk, candidates[index + 1:], waiting)
+                    break
+    positions = walk.positions()
+    done = not waiting and len(found) < limit and all(positions[p] >= walk.ends[p] for p in walk.ends)
+    return found, None if done else positions
+
+
+def _moved(at: datetime, by: timedelta) -> datetime:
+    """`at + by`, or the earliest or latest datetime there is when that is out of range."""
+    try:
+        return at + by
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if by > timedelta(0) else datetime.min.replace(tzinfo=UTC)
+
+
+def _put_back(walk: Walk, untaken: list[tuple[int, Document]], waiting: set[int]) -> None:
+    for partition, entry in reversed(untaken):
+        if partition not in waiting:
+            walk.ahead.setdefault(partition, []).insert(0, entry)
+
+
+async def _merged(repository: Repository, walk: Walk, count: int,
+                  stop: datetime | None) -> list[tuple[int, Document]]:
+    """The next `count` entries in (received_at, id) order across partitions, reading ahead as needed."""
+    taken: list[tuple[int, Document]] = []
+    while len(taken) < count:
+        await _fill(repository, walk)
+        if any(not walk.ahead.get(p) and walk.read[p] < walk.ends[p] for p in walk.ends):
+            break  # out of budget before every partition has its next entry in hand: order needs them all
+        heads = [(e[0]["received_at"], e[0]["id"], p) for p, e in walk.ahead.items() if e and p in walk.ends
+                 and offset_of(e[0]) < walk.ends[p]]
+        if not heads:
+            break
+        partition = min(heads)[2]
+        entry = walk.ahead[partition].pop(0)
+        if stop is not None and instant(entry["received_at"]) > stop:
+            walk.ahead[partition] = [entry]  # past `to` (and its slack): this partition is done
+            walk.ends[partition] = offset_of(entry)
+            continue
+        taken.append((partition, entry))
+    return taken
+
+
+async def _fill(repository: Repository, walk: Walk) -> None:
+    """Read the next CHUNK offsets of every partition with nothing read ahead, until each has some or is done."""
+    while walk.entries_read < SCAN_BUDGET:
+        empty = [p for p in walk.ends if not walk.ahead.get(p) and walk.read[p] < walk.ends[p]]
+        if not empty:
+            return
+        reads = {p: range(walk.read[p], min(walk.read[p] + CHUNK, walk.ends[p])) for p in empty}
+        found = await repository.load_listing([f"{p}:{o}" for p, offsets in reads.items() for o in offsets])
+        walk.entries_read += sum(len(r) for r in reads.values())
+        for p, offsets in reads.items():
+            walk.read[p] = offsets.stop
+            walk.ahead[p] = sorted((e for e in found if e["_id"].startswith(f"{p}:")), key=offset_of)
+
+
+async def _starts(repository: Repository, ends: Mapping[int, int], bound: datetime) -> dict[int, int]:
+    """Per partition, an offset before which every entry was received before `bound`."""
+    found = await asyncio.gather(*(_start(repository, p, end, bound) for p, end in ends.items()))
+    return dict(zip(ends, found, strict=True))
+
+
+async def _start(repository: Repository, partition: int, end: int, bound: datetime) -> int:
+    """A binary search of `partition`'s offsets by received time (in order within a partition, but for CLOCK_SLACK)."""
+    low, high = 0, end
+    while low < high:
+        middle = (low + high) // 2
+        entry = await _first_from(repository, partition, middle, high)
+        if entry is None:
+            high = middle
+        elif instant(entry[1]["received_at"]) < bound:
+            low = entry[0] + 1
+        else:
+            high = middle
+    return low
+
+
+async def _first_from(repository: Repository, partition: int, start: int, end: int) -> tuple[int, Document] | None:
+    """The first entry of `partition` at an offset in [start, end), with its offset."""
+    for chunk in range(start, end, CHUNK):
+        offsets = range(chunk, min(chunk + CHUNK, end))
+        found = await repository.load_listing([f"{partition}:{o}" for o in offsets])
+        if found:
+            entry = min(found, key=offset_of)
+            return offset_of(entry), entry
+    return None
+
+
+def bound(value: str | None, parameter: str, end_of_day: bool = False) -> datetime | None:
+    """A `from`/`to`/`updated_since` value (a date or a datetime) as a UTC datetime; 422 naming it otherwise."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+        return instant(value.upper())
+    except ValueError:
+        bad_query(parameter, "datetime_invalid", "is not a date (YYYY-MM-DD) or an ISO 8601 date and time")
+
+
+POSITIONS_CURSOR = r"^(?:[A-Za-z0-9_-]{32})*(?:[A-Za-z0-9_-]{11}|[A-Za-z0-9_-]{22})?$"
+"""A listing cursor: url-safe base64 (unpadded) of one 8-byte offset per partition, in partition order.
+
+Any text of this form is a position in the log (an offset past a partition's end reads nothing more
+there; a partition it does not name starts at 0), so every cursor the document allows is answered."""
+_OFFSET = struct.Struct(">Q")
+
+
+def encode_positions(positions: dict[int, int]) -> str:
+    offsets = [positions.get(p, 0) for p in range(max(positions, default=-1) + 1)]
+    return encode_cursor(b"".join(_OFFSET.pack(o) for o in offsets))
+
+
+def decode_positions(cursor: str | None) -> dict[int, int] | None:
+    if cursor is None:
+        return None
+    raw = cursor_bytes(cursor)
+    if len(raw) % _OFFSET.size:
+        bad_query("cursor", "cursor_invalid", "is not a cursor returned by this API")
+    return {p: _OFFSET.unpack_from(raw, p * _OFFSET.size)[0] for p in range(len(raw) // _OFFSET.size)}
+
+
+def scope(reader: Principal, submitted_by: str | None) -> str | None:
+    """Whose submissions the reader may list: an officer only their own, others anyone's (`me`: their own)."""
+    wanted = reader.key_id if submitted_by == "me" else submitted_by
+    if reader.role == "officer":
+        if wanted not in (None, reader.key_id):
+            raise HTTPException(403, detail=[{"loc": ["query", "submitted_by"], "type": "forbidden_scope",
+                                              "msg": "officers list only their own submissions (`me`)"}])
+        return reader.key_id
+    return wanted
+
+
+DATE_OR_TIME: dict[str, Any] = {"anyOf": [{"type": "string", "format": "date"},
+                                         {"type": "string", "format": "date-time"}]}
+"""A date or an RFC 3339 date and time (`bound` parses both), as the OpenAPI document declares it."""
+
+
+def _when(description: str, alias: str | None = None) -> Any:
+    return Query(alias=alias, json_schema_extra=DATE_OR_TIME, description=description)
+
+
+@router.get("/v1/submissions", response_model=SubmissionPage, operation_id="findSubmissions", tags=["status"],
+            responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"},
+                       **problems(*KEYED, 422, 503)})
+async def find_submissions(
+    request: Request, repository: RepositoryDep, reader: Reader,
+    type_: Annotated[SubmissionType | None, Query(alias="type")] = None,
+    status: Annotated[ListedStatus | None, Query()] = None,
+    country: Annotated[str | None, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")] = None,
+    submitted_by: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description=(
+        "A key id, or `me`. Officers always get their own, and may pass only `me` or their key id."))] = None,
+    from_: Annotated[str | None, _when("Received at or after: a date (from its start) or a date and time",
+                                       alias="from")] = None,
+    to: Annotated[str | None, _when("Received at or before: a date (to its end) or a date and time")] = None,
+    updated_since: Annotated[str | None, _when("Last changed (a new version or a verdict) at or after this date "
+                                               "or date and time")] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2000, pattern=POSITIONS_CURSOR,
+                                        description="The `next` value of the previous page.")] = None,
+    format_: Annotated[Literal["json", "csv"], Query(alias="format", description=(
+        "`csv`: text/csv, one page, the next page's cursor in `X-Next-Cursor` and `Link`."))] = "json",
+) -> SubmissionPage | Response:
+    """Find submissions: their latest status, in the order received, filtered, a page at a time.
+
+    A page may hold fewer than `limit` items while `next` is not null (each request reads a bounded
+    part of the log): follow `next` until it is null.
+    """
+    # `to` before `from` selects nothing (an empty page), as the views' ranges do.
+    received_from, received_to = bound(from_, "from"), bound(to, "to", end_of_day=True)
+    selection = Selection(type=type_, status=status, country=country, submitted_by=scope(reader, submitted_by),
+                          received_from=received_from, received_to=received_to,
+                          updated_since=bound(updated_since, "updated_since"))
+    items, positions = await list_submissions(repository, selection, decode_positions(cursor), limit)
+    next_cursor = encode_positions(positions) if positions is not None else None
+    if format_ == "csv":
+        return csv_response(request, items, SubmissionListItem, next_cursor, "submissions")
+    return SubmissionPage(items=items, next=next_cursor)
