@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.aggregate.api import router
+from services.aggregate.console import install_console
 from services.aggregate.generation import LiveAggregate
 from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
@@ -16,6 +17,7 @@ from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, app_options, run
+from shared.session import InMemorySessionStore, MongoSessionStore, console_sessions
 from shared.store import connect, store_reachable
 
 
@@ -34,6 +36,8 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         app.state.mongo = client
         app.state.audit = MongoAuditLog(client, settings.mongodb_database)
         app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
+        app.state.sessions = console_sessions(settings, MongoSessionStore(client, settings.mongodb_database),
+                                              app.state.authenticator)
         app.state.live = LiveAggregate(settings, client, app.state.audit, on_fatal=on_fatal)
         try:
             await app.state.live.start()
@@ -50,10 +54,12 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
     if repository is not None:  # everything in memory: usable without running the lifespan
         app.state.audit = audit or InMemoryAuditLog()
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
+        app.state.sessions = console_sessions(settings, InMemorySessionStore(), app.state.authenticator)
     app.add_middleware(MetricsMiddleware, service="aggregate")
     install_error_handler(app)
     install_access(app, settings, app.state.authenticator if repository is not None else None)
     app.include_router(router)
+    install_console(app, settings)
 
     async def store_ok() -> bool:
         return await store_reachable(app.state.mongo)

@@ -44,6 +44,7 @@ from shared.health import MetricsMiddleware, health_router, install_error_handle
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
 from shared.service import FatalHandler, app_options, run
+from shared.session import InMemorySessionStore, MongoSessionStore, SessionStore, console_sessions
 from shared.store import connect, store_reachable
 from shared.tracing import bind_trace_id
 
@@ -89,7 +90,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 OFFICER: tuple[Role, ...] = ("officer",)
 
 
-def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None) -> FastAPI:
+def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None,
+               sessions: SessionStore | None = None) -> FastAPI:
     """The ingest app; what is not passed in (broker, key store) its lifespan connects for real."""
     pepper = settings.auth_pepper.get_secret_value().encode()
 
@@ -100,6 +102,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                 client = connect(settings.mongodb_url, "dmp-ingest")
                 stack.push_async_callback(client.close)
                 app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
+                app.state.sessions = console_sessions(settings, MongoSessionStore(client, settings.mongodb_database),
+                                                      app.state.authenticator)
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
                 await unless_stopped(ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
@@ -123,6 +127,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.add_middleware(MetricsMiddleware, service="ingest")
     install_error_handler(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
+    if keys is not None:
+        app.state.sessions = console_sessions(settings, sessions or InMemorySessionStore(), app.state.authenticator)
 
     @app.exception_handler(BadSubmission)
     async def bad_submission(_: Request, exc: BadSubmission) -> JSONResponse:
@@ -136,7 +142,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     envelope_schema = SubmissionCreate.model_json_schema()
 
     async def authorised_officer(request: Incoming) -> Principal:
-        officer = await check_access(app.state, request.headers.get("authorization"), OFFICER)
+        officer = await check_access(app.state, request.headers.get("authorization"), OFFICER,
+                                     headers=request.headers, method="POST", scheme=request.scope["scheme"])
         request.scope.setdefault("state", {})["principal"] = officer  # = request.state.principal, as authorise sets
         return officer
 

@@ -32,7 +32,8 @@ class LightRequest:
     __slots__ = ("headers", "receive", "scope")
 
     WANTED: ClassVar[dict[bytes, str]] = {
-        name.encode(): name for name in ("authorization", "content-type", "content-length", "traceparent")}
+        name.encode(): name for name in ("authorization", "content-type", "content-length", "traceparent", "cookie",
+                                        "origin", "host")}
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
