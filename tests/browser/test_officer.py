@@ -1,0 +1,91 @@
+"""An officer submits through the console's form, sees the verdict, the reasons beside the fields, and amends."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ConsoleStack, assert_accessible, screenshot, sign_in
+from tests.keys import bearer
+
+SEIZURE = {"seized_on": "2025-03-14", "country": "AFG", "place": "Islam Qala", "drug": "heroin",
+           "quantity": "12.5", "unit": "kg", "transport": "land", "route": "balkan"}
+
+
+def fill_seizure(page: Page, **fields: str) -> None:
+    for name, value in {**SEIZURE, **fields}.items():
+        control = page.locator(f"#f-{name}")
+        if control.evaluate("node => node.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)
+
+
+def status_of(stack: ConsoleStack, submission_id: str) -> dict[str, object]:
+    response = httpx.get(f"{stack.url('aggregate')}/v1/submissions/{submission_id}", headers=stack.analyst, timeout=5)
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def submitted_id(page: Page) -> str:
+    text = page.locator("#status").inner_text()
+    return next(word for word in text.split() if word.count("-") == 4)
+
+
+def test_a_seizure_submitted_through_the_form_is_validated(page: Page, console_stack: ConsoleStack,
+                                                           axe_source: str) -> None:
+    sign_in(page, console_stack, "officer", ["AFG", "PAK"])
+    expect(page).to_have_url(f"{console_stack.console}submit.html")
+    fill_seizure(page)
+    assert_accessible(page, axe_source)
+    screenshot(page, "submit")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#status")).to_contain_text("Validated", timeout=30_000)
+    status = status_of(console_stack, submitted_id(page))
+    assert status["status"] == "validated" and status["type"] == "seizure"
+
+
+def test_a_bad_seizure_shows_the_reason_beside_the_field_and_is_amended(page: Page, console_stack: ConsoleStack,
+                                                                         axe_source: str) -> None:
+    sign_in(page, console_stack, "officer", ["AFG"])
+    fill_seizure(page, unit="l")  # litres do not suit heroin, a solid
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#status")).to_contain_text("Rejected", timeout=30_000)
+    reason = page.locator("#f-unit-reason")
+    submission_id = page.url and page.evaluate("() => Object.keys(sessionStorage)[0].slice(9)")
+    assert status_of(console_stack, submission_id)["status"] == "rejected"
+    expect(reason).to_contain_text("heroin")
+    expect(page.locator("#f-unit")).to_have_attribute("aria-invalid", "true")
+    assert page.locator(".reason:not(:empty)").count() == 1  # only the unit is wrong
+    assert_accessible(page, axe_source)
+    screenshot(page, "submit-rejected")
+
+    page.locator("#f-unit").select_option("kg")
+    page.get_by_role("button", name="Amend").click()
+    expect(page.locator("#status")).to_contain_text("Validated", timeout=30_000)
+    expect(reason).to_be_empty()
+    status = status_of(console_stack, submission_id)
+    assert submitted_id(page) == submission_id
+    assert status["status"] == "validated" and status["version"] == 2
+    history = status["history"]
+    assert isinstance(history, list) and [h["status"] for h in history][-2:] == ["rejected", "validated"]
+
+
+def test_my_submissions_lists_what_the_officer_sent_with_its_history(page: Page, console_stack: ConsoleStack,
+                                                                     axe_source: str) -> None:
+    key = sign_in(page, console_stack, "officer", ["PAK"])
+    fill_seizure(page, country="PAK", place="Torkham", quantity="3")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#status")).to_contain_text("Validated", timeout=30_000)
+    submission_id = submitted_id(page)
+    page.get_by_role("link", name="My submissions").click()
+    row = page.locator("#submissions tbody tr", has_text="PAK")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("validated")
+    page.get_by_role("button", name=f"Details of {submission_id}").click()
+    expect(page.locator("#detail")).to_contain_text(submission_id)
+    assert_accessible(page, axe_source)
+    screenshot(page, "my-submissions")
+    own = httpx.get(f"{console_stack.url('aggregate')}/v1/submissions/{submission_id}", headers=bearer(key), timeout=5)
+    assert own.status_code == 200 and own.json()["status"] == "validated"
