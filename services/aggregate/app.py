@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 
 from services.aggregate.api import router
 from services.aggregate.console import install_console
+from services.aggregate.console.outlines import countries_json
 from services.aggregate.generation import LiveAggregate
 from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
@@ -39,10 +41,12 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         app.state.sessions = console_sessions(settings, MongoSessionStore(client, settings.mongodb_database),
                                               app.state.authenticator)
         app.state.live = LiveAggregate(settings, client, app.state.audit, on_fatal=on_fatal)
+        outlines = asyncio.create_task(asyncio.to_thread(countries_json))  # the console's map, ready before asked
         try:
             await app.state.live.start()
             yield
         finally:
+            await outlines
             await app.state.live.stop()
             await client.close()
 

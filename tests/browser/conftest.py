@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, expect, sync_playwright
 
 from infra import browser as tools
 from infra import services
@@ -23,6 +23,7 @@ from infra.proc import VAR, free_port
 from shared.auth import Role
 from tests.conftest import Infra, Stack
 
+expect.set_options(timeout=15_000)  # a loaded two-core machine is slower than a browser expects
 SCREENSHOTS = VAR / "screenshots"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 

@@ -7,6 +7,7 @@ that allows no inline script or style, no eval, and no address outside the servi
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -135,7 +136,8 @@ async def config(request: Request) -> Response:
 @router.get("/assets/countries.json")
 async def countries() -> Response:
     """Country outlines for the map (Natural Earth, simplified)."""
-    return Response(countries_json(), media_type="application/json", headers={"cache-control": "max-age=86400"})
+    body = await asyncio.to_thread(countries_json)  # built once, off the event loop
+    return Response(body, media_type="application/json", headers={"cache-control": "max-age=86400"})
 
 
 @router.get("/assets/runbook.json")
