@@ -34,7 +34,7 @@ async function load() {
         el('a', { href: link('/v1/exports/arq', { ...where, format: 'csv' }) }, 'CSV'), ' · Views: ',
         csv('/v1/views/seizures'), ' · ', csv('/v1/views/prices'), ' · ', csv('/v1/views/financial'), ' · ',
         csv('/v1/views/trainings'), ' · ', csv('/v1/views/routes', {})),
-      el('div', { class: 'scroll' },
+      el('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Fact sheet tables' },
         table('Seizures', [['drug', 'Drug'], ['cases', 'Cases'], ['quantity', 'Quantity', (v) => number(v)], ['unit', 'Unit'],
           ['persons_arrested', 'Persons arrested'], ['submissions', 'Submissions']], sheet.seizures, { id: 'sheet-seizures' }),
         table('Prices per gram', [['drug', 'Drug'], ['market', 'Market'], ['currency', 'Currency'], ['observations', 'Observations'],
