@@ -11,8 +11,9 @@ export function lineChart(title, xs, series, unit) {
   const left = 60;
   const bottom = 40;
   const names = Object.keys(series);
+  if (names.length === 0) return el('p', { class: 'hint' }, `${title}: no figures for this selection.`);
   const max = Math.max(1e-9, ...names.flatMap((n) => Object.values(series[n])));
-  const x = (i) => left + (xs.length < 2 ? (width - left) / 2 : (i * (width - left - 20)) / (xs.length - 1));
+  const x = (i) => left + (xs.length < 2 ? (width - left) / 2 : (i * (width - left - 40)) / (xs.length - 1));
   const y = (v) => height - bottom - (v / max) * (height - bottom - 20);
   const step = Math.max(1, Math.ceil(xs.length / 12));
   return el('figure', {},
@@ -21,7 +22,7 @@ export function lineChart(title, xs, series, unit) {
       el('svg:line', { class: 'axis', x1: left, y1: 10, x2: left, y2: height - bottom }),
       el('svg:text', { x: 4, y: 18 }, `${number(max)} ${unit}`),
       el('svg:text', { x: 4, y: height - bottom }, '0'),
-      xs.map((label, i) => (i % step === 0 ? el('svg:text', { x: x(i) - 14, y: height - bottom + 16 }, label) : null)),
+      xs.map((label, i) => (i % step === 0 ? el('svg:text', { x: x(i), y: height - bottom + 16, 'text-anchor': 'middle' }, label) : null)),
       names.map((name, n) => el('svg:g', {},
         el('svg:polyline', { class: 'series', stroke: COLOURS[n % COLOURS.length],
           points: xs.map((label, i) => (series[name][label] === undefined ? null : `${x(i)},${y(series[name][label])}`)).filter(Boolean).join(' ') }),
