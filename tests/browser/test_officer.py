@@ -89,3 +89,26 @@ def test_my_submissions_lists_what_the_officer_sent_with_its_history(page: Page,
     screenshot(page, "my-submissions")
     own = httpx.get(f"{console_stack.url('aggregate')}/v1/submissions/{submission_id}", headers=bearer(key), timeout=5)
     assert own.status_code == 200 and own.json()["status"] == "validated"
+
+
+def test_every_type_has_a_form_and_a_facility_report_with_lists_is_validated(page: Page, console_stack: ConsoleStack,
+                                                                            axe_source: str) -> None:
+    sign_in(page, console_stack, "officer", ["KAZ"])
+    first_fields = {"price": "#f-observed_on", "financial_case": "#f-case_type",
+                    "training": "#f-participant-national_id", "treatment_facility": "#f-in_treatment"}
+    for type_, field in first_fields.items():
+        page.get_by_label("Type", exact=True).select_option(type_)
+        expect(page.locator(field)).to_be_visible()
+        assert_accessible(page, axe_source)
+    page.locator("#f-facility_id").fill("KAZ-ALM-007")
+    page.locator("#f-name").fill("Almaty Regional Narcology Centre")
+    page.locator("#f-period").fill("2025-03")
+    page.get_by_label("Detox").check()
+    page.get_by_label("Opioid agonist").check()
+    page.locator("#f-capacity").fill("120")
+    page.locator("#f-in_treatment").fill("heroin=85; methamphetamine=30")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#status")).to_contain_text("Validated", timeout=30_000)
+    sheet = httpx.get(f"{console_stack.url('aggregate')}/v1/views/fact-sheet", params={"country": "KAZ", "year": 2025},
+                      headers=console_stack.analyst, timeout=10).json()
+    assert sheet["treatment"]["capacity"] == 120 and sheet["treatment"]["in_treatment"] == 85 + 30

@@ -116,3 +116,18 @@ async def test_console_pages_carry_a_strict_content_security_policy(aggregate: h
     policy = page.headers["content-security-policy"]
     assert "script-src 'self';" in policy and "style-src 'self';" in policy and "unsafe" not in policy
     assert "connect-src 'self' http://127.0.0.1:8000 http://127.0.0.1:8001;" in policy
+
+
+async def test_over_https_the_cookie_is_secure(keys: InMemoryKeyStore) -> None:
+    app = create_aggregate(AggregateSettings(), repository=InMemoryRepository(), keys=keys)
+    origin = "https://dmp.example.org"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=origin) as client:
+        response = await client.post("/console/session", json={"key": add_key(keys, "analyst")},
+                                     headers={"Origin": origin})
+    assert response.status_code == 200 and "Secure" in response.headers["set-cookie"]
+
+
+async def test_an_over_long_key_is_refused_without_being_echoed(aggregate: httpx.AsyncClient) -> None:
+    key = "dmp_" + "k" * 600
+    response = await sign_in(aggregate, key)
+    assert response.status_code == 401 and "k" * 50 not in response.text
