@@ -29,3 +29,25 @@ def test_a_wrong_key_is_refused_beside_the_field(page: Page, console_stack: Cons
     expect(page.locator("#key-reason")).to_contain_text("not known")
     expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
     assert_accessible(page, axe_source)
+
+
+def test_the_console_is_used_by_keyboard_alone(page: Page, console_stack: ConsoleStack) -> None:
+    key = console_stack.key("officer", ["AFG"])
+    page.goto(console_stack.console)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "key"
+    page.keyboard.type(key)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{console_stack.console}submit.html")
+    page.get_by_label("Place").wait_for()
+    page.locator("body").focus()
+    reached = []
+    for _ in range(6):  # from the top: the brand, then the page links
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("() => document.activeElement.textContent"))
+        if reached[-1] == "My submissions":
+            break
+    assert reached[-1] == "My submissions", reached
+    assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"  # focus shows
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{console_stack.console}mine.html")
