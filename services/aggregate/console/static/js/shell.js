@@ -53,5 +53,6 @@ export async function shell(roles) {
 
 async function signOut() {
   await api('/console/session', { method: 'DELETE' });
+  sessionStorage.clear(); // what this tab sent, kept to pre-fill amendments
   location.assign('./');
 }

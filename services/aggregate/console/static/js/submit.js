@@ -157,6 +157,13 @@ async function verdict(id, after) {
   return last;
 }
 
+/** What this tab keeps of a sent submission, to pre-fill an amendment: never a participant's identity. */
+function kept(envelope) {
+  if (envelope.type !== 'training' || !envelope.data.participant) return envelope;
+  const { national_id: _id, full_name: _name, ...participant } = envelope.data.participant;
+  return { ...envelope, data: { ...envelope.data, participant } };
+}
+
 async function send(event) {
   event.preventDefault();
   clearReasons();
@@ -175,7 +182,7 @@ async function send(event) {
     }
     return;
   }
-  sessionStorage.setItem(`dmp.sent.${current.id}`, JSON.stringify(envelope));
+  sessionStorage.setItem(`dmp.sent.${current.id}`, JSON.stringify(kept(envelope)));
   say('Received; waiting for the rules’ verdict…');
   const status = await verdict(current.id, current.version);
   if (!status || status.status === 'received') {
