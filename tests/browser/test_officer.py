@@ -112,3 +112,22 @@ def test_every_type_has_a_form_and_a_facility_report_with_lists_is_validated(pag
     sheet = httpx.get(f"{console_stack.url('aggregate')}/v1/views/fact-sheet", params={"country": "KAZ", "year": 2025},
                       headers=console_stack.analyst, timeout=10).json()
     assert sheet["treatment"]["capacity"] == 120 and sheet["treatment"]["in_treatment"] == 85 + 30
+
+
+def test_a_training_participant_is_submitted_and_the_tab_keeps_no_identity(page: Page, console_stack: ConsoleStack,
+                                                                           axe_source: str) -> None:
+    sign_in(page, console_stack, "officer", ["KGZ"])
+    page.get_by_label("Type", exact=True).select_option("training")
+    fields = {"course_id": "TRN-2025-014", "course_title": "Controlled Delivery Techniques",
+              "starts_on": "2025-04-08", "ends_on": "2025-04-12", "host_country": "KGZ",
+              "programme": "Border Liaison Offices", "participant-national_id": "A1234567",
+              "participant-full_name": "Nigora Rakhimova", "participant-agency": "Drug Control Agency",
+              "participant-country": "TJK", "participant-role": "investigator"}
+    for name, value in fields.items():
+        page.locator(f"#f-{name}").fill(value)
+    page.locator("#f-participant-gender").select_option("female")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#status")).to_contain_text("Validated", timeout=30_000)
+    kept = page.evaluate("() => JSON.stringify({...sessionStorage})")
+    assert "TRN-2025-014" in kept and "A1234567" not in kept and "Rakhimova" not in kept
+    assert_accessible(page, axe_source)
