@@ -67,6 +67,7 @@ router = APIRouter(tags=["views"], dependencies=[Depends(allow("analyst")), Depe
 
 Country = Annotated[str | None, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")]
 Year = Annotated[int | None, Query(ge=1990, le=2100)]
+RouteCode = Annotated[Literal["balkan", "northern", "southern", "other", "unknown"] | None, Query()]
 Drug = Annotated[str | None, Query(pattern="^[a-z_]{1,40}$", description="A drug code, e.g. `heroin`")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX)]
 Cursor = Annotated[str | None, Query(description="The `next` value of the previous page.")]
@@ -126,7 +127,7 @@ async def seizures_view(request: Request, repository: RepositoryDep, country: Co
 @router.get("/v1/views/routes", response_model=RoutePage, responses=CSV)
 async def routes_view(
     request: Request, repository: RepositoryDep,
-    route: Annotated[Literal["balkan", "northern", "southern", "other", "unknown"] | None, Query()] = None,
+    route: RouteCode = None,
     drug: Drug = None,
     from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM")] = None,
     to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM")] = None,
@@ -186,14 +187,14 @@ def _day(value: str | None, parameter: str) -> str | None:
 
 @router.get("/v1/views/map", response_model=FeatureCollection)
 async def map_view(
-    repository: RepositoryDep, drug: Drug = None,
+    repository: RepositoryDep, drug: Drug = None, route: RouteCode = None,
     from_: Annotated[str | None, Query(alias="from", pattern=DAY, description="First day, YYYY-MM-DD")] = None,
     to: Annotated[str | None, Query(pattern=DAY, description="Last day, YYYY-MM-DD")] = None,
     limit: Limit = PAGE_MAX, cursor: Cursor = None,
 ) -> FeatureCollection:
     """Seizures with coordinates as a GeoJSON FeatureCollection (points are [lon, lat])."""
     seized_on = range_filter(_day(from_, "from"), _day(to, "to"), ("from", "to"))
-    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, seized_on=seized_on), cursor, limit)
+    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, route=route, seized_on=seized_on), cursor, limit)
     return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
 
 

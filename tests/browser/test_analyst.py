@@ -13,20 +13,20 @@ from tests.browser.conftest import ConsoleStack, assert_accessible, screenshot, 
 from tests.conftest import eventually
 
 YEAR = 2023
-SEIZURES = [  # (country, place, lat, lon, quantity kg, cases, persons arrested)
-    ("TJK", "Panj", 37.24, 69.1, 12.5, 1, 2),
-    ("TJK", "Dushanbe", 38.56, 68.78, 4.0, 2, 1),
-    ("TJK", "Khorog", 37.49, 71.55, 0.75, 1, 0),
-    ("UZB", "Termez", 37.22, 67.28, 30.0, 1, 3),
+SEIZURES = [  # (country, place, lat, lon, quantity kg, cases, persons arrested, route)
+    ("TJK", "Panj", 37.24, 69.1, 12.5, 1, 2, "northern"),
+    ("TJK", "Dushanbe", 38.56, 68.78, 4.0, 2, 1, "northern"),
+    ("TJK", "Khorog", 37.49, 71.55, 0.75, 1, 0, "northern"),
+    ("UZB", "Termez", 37.22, 67.28, 30.0, 1, 3, "southern"),
 ]
 
 
 def seizure(country: str, place: str, lat: float, lon: float, quantity: float, cases: int, arrested: int,
-            month: int) -> dict[str, Any]:
+            route: str, month: int) -> dict[str, Any]:
     return {"id": str(uuid.uuid4()), "type": "seizure", "schema_version": 2, "data": {
         "seized_on": f"{YEAR}-{month:02d}-15", "country": country, "place": place, "drug": "opium",
         "quantity": quantity, "unit": "kg", "cases": cases, "persons_arrested": arrested, "transport": "land",
-        "route": "northern", "coordinates": {"lat": lat, "lon": lon}}}
+        "route": route, "coordinates": {"lat": lat, "lon": lon}}}
 
 
 def api(stack: ConsoleStack, path: str, **params: Any) -> Any:
@@ -61,6 +61,16 @@ def test_the_map_shows_as_many_points_as_the_map_api_returns(page: Page, console
     shaded = page.locator("#map path.country[data-iso3='TJK']").get_attribute("fill")
     unshaded = page.locator("#map path.country[data-iso3='FRA']").get_attribute("fill")
     assert shaded != unshaded  # Tajikistan seized opium this year, France did not
+    page.get_by_label("Route").select_option("southern")
+    page.get_by_role("button", name="Show").click()
+    southern = api(console_stack, "/v1/views/map", drug="opium", route="southern",
+                   **{"from": f"{YEAR}-01-01", "to": f"{YEAR}-12-31"})["features"]
+    assert len(southern) == sum(row[7] == "southern" for row in SEIZURES) == 1
+    expect(page.locator("#map circle.seizure-point")).to_have_count(len(southern))
+    expect(page.locator("#map-points tbody tr")).to_contain_text(["Termez"])
+    page.get_by_label("Route").select_option("")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#map circle.seizure-point")).to_have_count(len(seeded))
     assert_accessible(page, axe_source)
     screenshot(page, "map")
 
@@ -96,5 +106,6 @@ def test_trends_chart_the_route_series(page: Page, console_stack: ConsoleStack, 
     rows = api(console_stack, "/v1/views/routes", drug="opium")["items"]
     expect(page.locator("#routes-table tbody tr")).to_have_count(len(rows))
     assert len(rows) == len(SEIZURES)  # one month each
+    expect(page.locator("#routes figcaption > span")).to_have_text(["northern", "southern"])
     assert_accessible(page, axe_source)
     screenshot(page, "trends")

@@ -52,13 +52,13 @@ function frame(points) {
 
 async function load() {
   const filters = Object.fromEntries(new FormData($('#filters')));
-  const { drug, year } = filters;
+  const { drug, year, route } = filters;
   const period = year ? { from: `${year}-01-01`, to: `${year}-12-31` } : {};
   say('Loading…');
   try {
     const [rows, points] = await Promise.all([
       allItems('/v1/views/seizures', { drug, year }),
-      features({ drug, ...period }),
+      features({ drug, route, ...period }),
     ]);
     outlines ??= await (await fetch('assets/countries.json')).json();
     const { unit, byCountry } = totals(rows);
@@ -78,7 +78,7 @@ async function load() {
     $('#legend').querySelectorAll('.swatch').forEach((s) => { s.style.background = s.dataset.colour; });
     clear($('#points')).append(table(`${points.length} seizures with coordinates`, [
       ['seized_on', 'Seized on'], ['country', 'Country'], ['place', 'Place'], ['drug', 'Drug'],
-      ['quantity', 'Quantity', (v) => number(v)], ['unit', 'Unit'], ['lat', 'Latitude'], ['lon', 'Longitude']],
+      ['quantity', 'Quantity', (v) => number(v)], ['unit', 'Unit'], ['route', 'Route'], ['lat', 'Latitude'], ['lon', 'Longitude']],
     points.map((f) => ({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] })), { id: 'map-points' }));
     say(`${points.length} seizures with coordinates; ${Object.keys(byCountry).length} countries with seizures.`);
   } catch (error) {
