@@ -194,7 +194,8 @@ async def map_view(
 ) -> FeatureCollection:
     """Seizures with coordinates as a GeoJSON FeatureCollection (points are [lon, lat])."""
     seized_on = range_filter(_day(from_, "from"), _day(to, "to"), ("from", "to"))
-    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, route=route, seized_on=seized_on), cursor, limit)
+    filters = _filters(drug=drug, route=route, seized_on=seized_on)
+    docs, next_cursor = await page_of(repository, "map", filters, cursor, limit)
     return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
 
 
