@@ -65,15 +65,16 @@ def console_stack(infra: Infra) -> Iterator[ConsoleStack]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright(console_stack: ConsoleStack) -> Iterator[Playwright]:
-    """Playwright's driver; started after the stack, whose start-up runs event loops of its own (Playwright's
-    sync API keeps one running in this thread)."""
+    """Playwright's driver. Its sync API keeps an event loop running in this thread while it is started, so it
+    starts after the stack (whose start-up runs loops of its own) and stops with each module, before the
+    asynchronous tests of other folders run."""
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=str(tools.ensure_chromium()),
                                          args=["--no-sandbox", "--disable-dev-shm-usage"])
