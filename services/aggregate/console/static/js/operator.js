@@ -92,7 +92,8 @@ async function poll() {
   const now = Date.now();
   const rate = rates(now, probes);
   clear($('#services')).append(...probes.map(card));
-  const lag = probes.flatMap((p) => p.metrics.filter((s) => s.name === 'dmp_consumer_lag').map((s) => ({ ...s.labels, lag: s.value })));
+  const lag = probes.flatMap((p) => p.metrics.filter((s) => s.name === 'dmp_consumer_lag').map((s) => ({ ...s.labels, lag: s.value })))
+    .sort((a, b) => a.service.localeCompare(b.service) || a.topic.localeCompare(b.topic) || Number(a.partition) - Number(b.partition));
   clear($('#lag')).append(table('Events not yet made durable, per consumer and partition', [['service', 'Service'], ['topic', 'Topic'],
     ['partition', 'Partition'], ['lag', 'Lag', (v) => number(v, 0)]], lag, { id: 'lag-table' }));
   const rows = advice(probes);
