@@ -27,23 +27,25 @@ async function mine(filters) {
     .sort((a, b) => (a.received_at < b.received_at ? 1 : -1));
 }
 
+const when = (iso) => (iso ? iso.replace('T', ' ').slice(0, 19) : '');
+
 function pill(status) {
   return el('span', { class: `pill ${status}` }, status);
 }
 
 async function show(id) {
   const s = await api(`/v1/submissions/${id}`);
-  clear(detail).append(
+  clear(detail).append(...[
     el('h2', { tabindex: '-1', id: 'detail-heading' }, `Submission ${s.id}`),
     el('p', {}, `${s.type} · `, pill(s.status), ` · version ${s.version}`,
       s.current_valid_version ? ` · version ${s.current_valid_version} counts in the views` : ''),
     s.errors.length ? el('ul', { class: 'status error' }, s.errors.map((e) => el('li', {}, `${e.loc.slice(1).join('.')}: ${e.msg}`))) : null,
-    table('Version history', [['version', 'Version'], ['status', 'Status', (v) => pill(v)], ['received_at', 'Received'],
-      ['decided_at', 'Decided'], ['changed', 'Changed fields', (v) => (v ?? []).join(', ')],
+    table('Version history', [['version', 'Version'], ['status', 'Status', (v) => pill(v)], ['received_at', 'Received', when],
+      ['decided_at', 'Decided', when], ['changed', 'Changed fields', (v) => (v ?? []).join(', ')],
       ['errors', 'Reasons', (v) => (v ?? []).map((e) => e.msg).join('; ')]], s.history),
     el('p', {}, el('a', { href: `submit.html?amend=${encodeURIComponent(s.id)}` }, 'Amend this submission')),
     withdrawForm(s),
-  );
+  ].filter(Boolean));
   $('#detail-heading').focus();
 }
 
@@ -70,10 +72,10 @@ async function load() {
   say('Loading…');
   try {
     const items = await mine(filters);
-    clear(list).append(table(`${items.length} submissions`, [
+    clear(list).append(table(`Submissions: ${items.length}`, [
       ['id', 'Submission', (v) => el('button', { type: 'button', class: 'secondary', onclick: () => show(v), 'aria-label': `Details of ${v}` }, v.slice(0, 8))],
       ['type', 'Type'], ['country', 'Country'], ['status', 'Status', (v) => pill(v)], ['version', 'Version'],
-      ['received_at', 'Received'], ['updated_at', 'Updated'],
+      ['received_at', 'Received', when], ['updated_at', 'Updated', when],
       ['id', 'Amend', (v) => el('a', { href: `submit.html?amend=${encodeURIComponent(v)}`, 'aria-label': `Amend ${v}` }, 'Amend')],
     ], items, { id: 'submissions' }));
     say('');
