@@ -12,7 +12,9 @@ function ringPath(rings) {
   return rings.map((ring) => `M${ring.map(([x, y]) => `${x},${-y}`).join('L')}Z`).join('');
 }
 
-/** Every feature of the map view for the filters, following its cursor. */
+const MAX_POINTS = 5000; // more would not be readable, nor quick to draw: the page asks to narrow the filters
+
+/** The features of the map view for the filters, following its cursor up to MAX_POINTS; whether there are more. */
 async function features(params) {
   const found = [];
   let cursor = null;
@@ -20,8 +22,8 @@ async function features(params) {
     const page = await api('/v1/views/map', { params: { ...params, cursor } });
     found.push(...page.features);
     cursor = page.next;
-  } while (cursor);
-  return found;
+  } while (cursor && found.length < MAX_POINTS);
+  return { points: found, more: Boolean(cursor) };
 }
 
 function totals(rows) {
@@ -56,7 +58,7 @@ async function load() {
   const period = year ? { from: `${year}-01-01`, to: `${year}-12-31` } : {};
   say('Loading…');
   try {
-    const [rows, points] = await Promise.all([
+    const [rows, { points, more }] = await Promise.all([
       allItems('/v1/views/seizures', { drug, year }),
       features({ drug, route, ...period }),
     ]);
@@ -80,7 +82,8 @@ async function load() {
       ['seized_on', 'Seized on'], ['country', 'Country'], ['place', 'Place'], ['drug', 'Drug'],
       ['quantity', 'Quantity', (v) => number(v)], ['unit', 'Unit'], ['route', 'Route'], ['lat', 'Latitude'], ['lon', 'Longitude']],
     points.map((f) => ({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] })), { id: 'map-points' }));
-    say(`${points.length} seizures with coordinates; ${Object.keys(byCountry).length} countries with seizures.`);
+    say(`${points.length} seizures with coordinates${more ? ' (the first ones: narrow the filters to see the rest)' : ''}; `
+      + `${Object.keys(byCountry).length} countries with seizures.`);
   } catch (error) {
     say(error.message, 'error');
   }
