@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import sys
 import time
@@ -27,10 +28,16 @@ SUPERVISOR = "supervise"
 
 
 def _env() -> dict[str, str]:
+    local = {name: f"http://127.0.0.1:{service_port(name)}" for name in services.SERVICES}
     return {
         "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         "MONGODB_URL": os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/?directConnection=true"),
         "MONGODB_DATABASE": os.environ.get("MONGODB_DATABASE", "dmp"),
+        # The console (on aggregate) calls ingest and validate from the browser: they must know its origin.
+        "DMP_CONSOLE_ORIGINS": os.environ.get("DMP_CONSOLE_ORIGINS", json.dumps(
+            [local["aggregate"], local["aggregate"].replace("127.0.0.1", "localhost")])),
+        "AGGREGATE_CONSOLE_INGEST_URL": os.environ.get("AGGREGATE_CONSOLE_INGEST_URL", local["ingest"]),
+        "AGGREGATE_CONSOLE_VALIDATE_URL": os.environ.get("AGGREGATE_CONSOLE_VALIDATE_URL", local["validate"]),
     }
 
 
@@ -116,6 +123,7 @@ def up() -> int:
         return 1
     print(f"""
 All services ready in {time.monotonic() - started:.1f}s.
+  console: http://127.0.0.1:{service_port('aggregate')}/console/   (sign in with a key made below)
   submit:  POST http://127.0.0.1:{service_port('ingest')}/v1/submissions   (docs: /docs)
   views:   GET  http://127.0.0.1:{service_port("aggregate")}/v1/views/{{seizures,routes,prices,financial,trainings,map,fact-sheet}}
   status:  GET  http://127.0.0.1:{service_port('aggregate')}/v1/submissions/{{id}}

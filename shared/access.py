@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -26,6 +26,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Authenticator, AuthError, Principal, Role, require_role
+from shared.session import Sessions, own_origin
 from shared.settings import ServiceSettings
 
 BEARER = HTTPBearer(auto_error=False, bearerFormat="dmp_<id>_<secret>",
@@ -62,15 +63,26 @@ class RateLimited(AuthError):
 
 async def authorise(request: Request, roles: tuple[Role, ...]) -> Principal:
     """The caller's principal, if it holds one of `roles` (401/403/429 otherwise)."""
-    principal = await check_access(request.app.state, request.headers.get("authorization"), roles)
+    principal = await check_access(request.app.state, request.headers.get("authorization"), roles,
+                                    headers=request.headers, method=request.method, scheme=request.url.scheme)
     request.state.principal = principal
     return principal
 
 
-async def check_access(state: State, authorization: str | None, roles: tuple[Role, ...]) -> Principal:
-    """`authorise` for a caller that has the app's state and the Authorization header but no Request."""
-    authenticator: Authenticator = state.authenticator
-    principal = await authenticator.authenticate(authorization)
+async def check_access(state: State, authorization: str | None, roles: tuple[Role, ...], *,
+                       headers: Mapping[str, str] | None = None, method: str = "GET",
+                       scheme: str = "http") -> Principal:
+    """`authorise` for a caller that has the app's state and the request's headers but no Request.
+
+    The key in `Authorization` decides when there is one; otherwise a console session cookie in `headers`.
+    """
+    principal: Principal | None = None
+    sessions: Sessions | None = getattr(state, "sessions", None)
+    if authorization is None and headers is not None and sessions is not None:
+        principal = await sessions.principal(headers, method, own_origin(scheme, headers))
+    if principal is None:
+        authenticator: Authenticator = state.authenticator
+        principal = await authenticator.authenticate(authorization)
     require_role(principal, roles)
     wait = state.rate_limiter.wait_time(principal.key_id)
     if wait > 0:
@@ -126,9 +138,33 @@ def install_access(app: FastAPI, settings: ServiceSettings, authenticator: Authe
                             status_code=exc.status, headers=headers)
 
     app.add_middleware(SecurityHeaders)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "traceparent"], max_age=600)
+    install_cors(app, settings)
+
+
+def install_cors(app: FastAPI, settings: ServiceSettings) -> None:
+    """Let the configured browser origins call this service; only the console's own send its session cookie."""
+    app.add_middleware(CorsByOrigin, console=settings.console_origins, others=settings.cors_origins)
+
+
+class CorsByOrigin:
+    """CORS with credentials for the console's origins, without for the others configured."""
+
+    def __init__(self, app: ASGIApp, console: list[str], others: list[str]) -> None:
+        common: dict[str, Any] = {"allow_headers": ["Authorization", "Content-Type", "traceparent"], "max_age": 600}
+        self.app = app
+        self.console = frozenset(console)
+        self.with_credentials = CORSMiddleware(app, allow_origins=console, allow_credentials=True,
+                                               allow_methods=["GET", "POST", "DELETE"], **common)
+        self.without = CORSMiddleware(app, allow_origins=others, allow_methods=["GET", "POST", "DELETE"], **common)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"origin"), None)
+        if scope["type"] != "http" or origin is None:
+            await self.app(scope, receive, send)
+        elif origin in self.console:
+            await self.with_credentials(scope, receive, send)
+        else:
+            await self.without(scope, receive, send)
 
 
 SECURITY_HEADERS = [

@@ -166,6 +166,17 @@ class Authenticator:
         record = await self._record(key_id)
         if record is None or not hmac.compare_digest(record["hash"], self._digest(secret)):
             raise AuthError(401, "this API key is not known", "unknown_key")
+        return self._principal(key_id, record)
+
+    async def principal_for(self, key_id: str) -> Principal:
+        """The principal of a key already checked once (a console session's), if the key is still good."""
+        record = await self._record(key_id)
+        if record is None:
+            raise AuthError(401, "this API key is not known", "unknown_key")
+        return self._principal(key_id, record)
+
+    @staticmethod
+    def _principal(key_id: str, record: Document) -> Principal:
         if record.get("revoked_at") is not None:
             raise AuthError(401, "this API key has been revoked", "revoked_key")
         countries = record.get("countries")

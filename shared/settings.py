@@ -50,6 +50,14 @@ class ServiceSettings(BaseSettings):
                                     validation_alias=AliasChoices("DMP_CORS_ORIGINS", "cors_origins"),
                                     description="Browser origins allowed to call the API (JSON list).")
 
+    console_origins: list[str] = Field(["http://127.0.0.1:8002", "http://localhost:8002"],
+                                       validation_alias=AliasChoices("DMP_CONSOLE_ORIGINS", "console_origins"),
+                                       description="Origins the web console is served from (JSON list): they may "
+                                                   "call every service with the console's session cookie.")
+    session_ttl_s: float = Field(3600.0, gt=0, le=86400,
+                                 validation_alias=AliasChoices("DMP_SESSION_TTL_S", "session_ttl_s"),
+                                 description="How long a console session lasts after signing in.")
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> Self:
         if self.environment != "development":

@@ -19,7 +19,7 @@ from shared.auth import Role
 from tests.keys import KeyedStack, insert_key
 
 T = TypeVar("T")
-TIERS = ("unit", "integration", "e2e")
+TIERS = ("unit", "integration", "e2e", "browser")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from services.aggregate.api import router
+from services.aggregate.console import install_console
+from services.aggregate.console.outlines import countries_json
 from services.aggregate.generation import LiveAggregate
 from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
@@ -17,6 +20,7 @@ from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
 from shared.docs import install_docs
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, app_options, run
+from shared.session import InMemorySessionStore, MongoSessionStore, console_sessions
 from shared.store import connect, store_reachable
 
 
@@ -35,11 +39,15 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         app.state.mongo = client
         app.state.audit = MongoAuditLog(client, settings.mongodb_database)
         app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
+        app.state.sessions = console_sessions(settings, MongoSessionStore(client, settings.mongodb_database),
+                                              app.state.authenticator)
         app.state.live = LiveAggregate(settings, client, app.state.audit, on_fatal=on_fatal)
+        outlines = asyncio.create_task(asyncio.to_thread(countries_json))  # the console's map, ready before asked
         try:
             await app.state.live.start()
             yield
         finally:
+            await outlines
             await app.state.live.stop()
             await client.close()
 
@@ -51,11 +59,13 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
     if repository is not None:  # everything in memory: usable without running the lifespan
         app.state.audit = audit or InMemoryAuditLog()
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
+        app.state.sessions = console_sessions(settings, InMemorySessionStore(), app.state.authenticator)
     app.add_middleware(MetricsMiddleware, service="aggregate")
     install_error_handler(app)
     install_docs(app)
     install_access(app, settings, app.state.authenticator if repository is not None else None)
     app.include_router(router)
+    install_console(app, settings)
 
     async def store_ok() -> bool:
         return await store_reachable(app.state.mongo)

@@ -77,7 +77,7 @@ OWN_BUCKET_VIEWS = frozenset({"map"})
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     "seizures": ("country", "year", "drug", "unit"),
     "routes": ("route", "month", "drug", "unit"),
-    "map": ("lon", "lat", "drug", "seized_on", "country", "place", "quantity", "unit"),
+    "map": ("lon", "lat", "drug", "seized_on", "country", "place", "quantity", "unit", "route"),
     "prices": ("country", "year", "drug", "market", "currency"),
     "financial": ("country", "year", "case_type", "currency"),
     "treatment": ("country", "year", "facility_id", "period", "month"),
@@ -164,7 +164,7 @@ def _seizure(data: dict[str, Any], submission_id: str) -> list[Contribution]:
         found.append(Contribution("map", submission_id,
                                   {"lon": point[0], "lat": point[1], "drug": drug, "seized_on": seized_on,
                                    "country": country, "place": data.get("place", ""),
-                                   "quantity": float(norm["quantity"]), "unit": unit},
+                                   "quantity": float(norm["quantity"]), "unit": unit, "route": route},
                                   {"submissions": 1}))
     return found
 

@@ -111,6 +111,8 @@ class SeizureProperties(BaseModel):
     place: str
     quantity: float
     unit: str
+    route: str | None = Field(None, description="The trafficking route (absent on points projected before it was "
+                                                "kept: `dmp views rebuild` adds it).")
 
 
 class Feature(BaseModel):
@@ -131,7 +133,8 @@ def feature(doc: Document) -> Feature:
     return Feature(geometry=Point(coordinates=(doc["lon"], doc["lat"])),
                    properties=SeizureProperties(id=doc["_id"], drug=doc["drug"], seized_on=doc["seized_on"],
                                                 country=doc["country"], place=doc["place"],
-                                                quantity=doc["quantity"], unit=doc["unit"]))
+                                                quantity=doc["quantity"], unit=doc["unit"],
+                                                route=doc.get("route")))
 
 
 class TrainingRow(BaseModel):

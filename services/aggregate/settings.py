@@ -22,3 +22,10 @@ class AggregateSettings(ServiceSettings):
         "consumer sends no other fetch meanwhile, so a long wait stalls the views."))
     generation_poll_s: float = Field(3.0, gt=0, description="How often to check which generation of the views "
                                                             "is live (a swap is followed within this time).")
+    console_ingest_url: str = Field("http://127.0.0.1:8000", description=(
+        "Where the console sends submissions (ingest's public URL); empty when a reverse proxy serves ingest's "
+        "write routes on the console's own origin (docs/console.md)."))
+    console_validate_url: str = Field("http://127.0.0.1:8001", description=(
+        "Where the console's operator page reads validate's /health and /metrics (a URL or a path prefix)."))
+    console_ingest_health_url: str | None = Field(None, description=(
+        "Where the operator page reads ingest's /health and /metrics, if not at `console_ingest_url`."))

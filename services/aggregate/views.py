@@ -187,7 +187,7 @@ def _day(value: str | None, parameter: str) -> str | None:
 
 @router.get("/v1/views/map", response_model=FeatureCollection)
 async def map_view(
-    repository: RepositoryDep, drug: Drug = None,
+    repository: RepositoryDep, drug: Drug = None, route: Annotated[Route | None, Query()] = None,
     from_: Annotated[str | None, Query(alias="from", pattern=DAY, json_schema_extra={"format": "date"},
                                        description="First day, YYYY-MM-DD")] = None,
     to: Annotated[str | None, Query(pattern=DAY, json_schema_extra={"format": "date"},
@@ -196,7 +196,8 @@ async def map_view(
 ) -> FeatureCollection:
     """Seizures with coordinates as a GeoJSON FeatureCollection (points are [lon, lat])."""
     seized_on = range_filter(_day(from_, "from"), _day(to, "to"))
-    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, seized_on=seized_on), cursor, limit)
+    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, route=route, seized_on=seized_on),
+                                      cursor, limit)
     return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
 
 

@@ -24,11 +24,12 @@ from shared.kafka import KafkaPublisher, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
 from shared.records import MongoSubmissionRecords, SubmissionRecords
 from shared.service import FatalHandler, app_options, run
+from shared.session import InMemorySessionStore, MongoSessionStore, SessionStore, console_sessions
 from shared.store import connect, store_reachable
 
 
 def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None,
-               records: SubmissionRecords | None = None) -> FastAPI:
+               records: SubmissionRecords | None = None, sessions: SessionStore | None = None) -> FastAPI:
     """The ingest app; what is not passed in (broker, key store, submission records) its lifespan connects for
     real."""
     pepper = settings.auth_pepper.get_secret_value().encode()
@@ -43,6 +44,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                     app.state.records = MongoSubmissionRecords(client, settings.mongodb_database)
             if keys is None:
                 app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
+                app.state.sessions = console_sessions(settings, MongoSessionStore(client, settings.mongodb_database),
+                                                      app.state.authenticator)
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
                 await unless_stopped(ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
@@ -67,6 +70,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     install_error_handler(app)
     install_docs(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
+    if keys is not None:
+        app.state.sessions = console_sessions(settings, sessions or InMemorySessionStore(), app.state.authenticator)
     app.add_exception_handler(BadSubmission, bad_submission)  # type: ignore[arg-type]
     app.add_exception_handler(InfrastructureUnavailable, broker_unavailable)  # type: ignore[arg-type]
     app.include_router(router)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.validate.settings import ValidateSettings
 from services.validate.worker import ValidateWorker
+from shared.access import install_cors
 from shared.docs import install_docs
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, app_options, run
@@ -30,6 +31,7 @@ def create_app(worker: ValidateWorker) -> FastAPI:
     app.add_middleware(MetricsMiddleware, service="validate")
     install_error_handler(app)
     install_docs(app)
+    install_cors(app, worker.settings)  # the console's operator page reads /health and /metrics
 
     async def partitions_assigned() -> bool:
         return worker.assigned()

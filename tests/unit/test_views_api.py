@@ -170,9 +170,14 @@ async def test_map_is_a_geojson_feature_collection_filtered_by_drug_and_dates(cl
     first = body["features"][0]
     assert first == {"type": "Feature", "geometry": {"type": "Point", "coordinates": [60.0, 30.0]},
                      "properties": {"id": "s0", "drug": "heroin", "seized_on": "2024-01-15", "country": "AFG",
-                                    "place": "Islam Qala", "quantity": 1.5, "unit": "kg"}}
+                                    "place": "Islam Qala", "quantity": 1.5, "unit": "kg", "route": "balkan"}}
     everything = (await client.get("/v1/views/map")).json()["features"]
     assert "s4" not in {f["properties"]["id"] for f in everything}  # seized without coordinates
+
+
+async def test_map_is_filtered_by_route(client: httpx.AsyncClient) -> None:
+    southern = (await client.get("/v1/views/map", params={"route": "southern"})).json()["features"]
+    assert [(f["properties"]["id"], f["properties"]["route"]) for f in southern] == [("s2", "southern")]
 
 
 async def test_trainings_view_counts_distinct_people_and_lists_repeats(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,42 @@
+"""The files the console builds from the project's own data: the runbook table and the map outlines."""
+
+from __future__ import annotations
+
+import orjson
+
+from services.aggregate.console.outlines import countries_json
+from services.aggregate.console.runbook import runbook_entries, runbook_json
+
+TABLE = """Some text.
+
+| service | failing | meaning | what to do |
+|---|---|---|---|
+| ingest | `broker` | ingest cannot reach Kafka. | Check the broker. |
+| validate, aggregate | `partitions` | no partitions. | Wait a few seconds. |
+
+After the table.
+"""
+
+
+def test_each_row_of_the_runbook_table_becomes_an_entry_per_failing_check() -> None:
+    assert runbook_entries(TABLE) == [
+        {"services": ["ingest"], "failing": "broker", "meaning": "ingest cannot reach Kafka.",
+         "action": "Check the broker."},
+        {"services": ["validate", "aggregate"], "failing": "partitions", "meaning": "no partitions.",
+         "action": "Wait a few seconds."}]
+
+
+def test_the_runbook_the_project_ships_covers_every_readiness_check() -> None:
+    entries = orjson.loads(runbook_json())["entries"]
+    covered = {(service, e["failing"]) for e in entries for service in e["services"]}
+    checks = {("ingest", "broker"), ("ingest", "keys"), ("validate", "broker"), ("validate", "partitions"),
+              ("aggregate", "store"), ("aggregate", "broker"), ("aggregate", "partitions")}
+    assert checks <= covered
+
+
+def test_the_map_outlines_name_the_countries_by_iso3_with_lon_lat_rings() -> None:
+    countries = {c["iso3"]: c for c in orjson.loads(countries_json())["countries"]}
+    assert {"AFG", "TJK", "UZB", "KGZ", "IRN", "TUR", "PAK", "KAZ"} <= countries.keys()
+    tajikistan = [point for ring in countries["TJK"]["rings"] for point in ring]
+    assert all(67 < lon < 76 and 36 < lat < 42 for lon, lat in tajikistan)
+    assert all(ring[0] == ring[-1] for c in countries.values() for ring in c["rings"])
