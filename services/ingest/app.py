@@ -103,7 +103,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
                 await unless_stopped(ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
-                                                   settings.topic_partitions), "topic set-up")
+                                                   settings.topic_layout), "topic set-up")
                 kafka = KafkaPublisher(settings.kafka_bootstrap_servers, timeout=settings.publish_timeout_s,
                                        recreate_after=settings.producer_recreate_after_s,
                                        probe_interval=settings.broker_probe_interval_s)
