@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -347,8 +348,13 @@ class Cluster:
                    f"all {len(self.brokers)} brokers registered", interval=0.5)
 
     def stop(self) -> None:
+        """SIGTERM every broker at once (one by one, the last would wait for a quorum that has gone)."""
+        with ThreadPoolExecutor(len(self.brokers)) as pool:
+            list(pool.map(Broker.stop, self.brokers))
+
+    def kill(self) -> None:
         for broker in self.brokers:
-            broker.stop()
+            broker.kill()
 
 
 def start_cluster(base: Path, size: int = 3, timeout: float = 180.0) -> Cluster:
