@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
         1, ge=1, validation_alias=AliasChoices("DMP_TOPIC_MIN_INSYNC_REPLICAS", "topic_min_insync_replicas"),
         description="Copies that must have a write before it is acknowledged (2 with three copies): "
                     "with fewer in sync, ingest answers 503 rather than a 202 one broker could lose.")
+    store_timeout_s: float = Field(
+        3.0, gt=0, validation_alias=AliasChoices("DMP_STORE_TIMEOUT_S", "store_timeout_s"),
+        description="Longest the store operations of one HTTP request may take together; past it the "
+                    "request answers 503 with Retry-After (a paused or unreachable store).")
     log_level: str = Field("INFO", validation_alias=AliasChoices("DMP_LOG_LEVEL", "log_level"))
     host: str = "127.0.0.1"
     port: int = 8000

@@ -16,7 +16,7 @@ from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, app_options, run
-from shared.store import connect, store_reachable
+from shared.store import StoreDeadline, connect, store_reachable
 
 
 def create_app(settings: AggregateSettings, repository: Repository | None = None,
@@ -51,6 +51,7 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         app.state.audit = audit or InMemoryAuditLog()
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
     app.add_middleware(MetricsMiddleware, service="aggregate")
+    app.add_middleware(StoreDeadline, seconds=settings.store_timeout_s)
     install_error_handler(app)
     install_access(app, settings, app.state.authenticator if repository is not None else None)
     app.include_router(router)

@@ -44,7 +44,7 @@ from shared.health import MetricsMiddleware, health_router, install_error_handle
 from shared.kafka import EVENTS_PRODUCED, KafkaPublisher, Outbound, Publisher, ensure_topics
 from shared.lifecycle import unless_stopped
 from shared.service import FatalHandler, app_options, run
-from shared.store import connect, store_reachable
+from shared.store import StoreDeadline, connect, store_reachable
 from shared.tracing import bind_trace_id
 
 log = logging.getLogger("services.ingest.app")  # not __main__ when run with -m
@@ -121,6 +121,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     lanes: dict[str, Handler] = {}  # filled once the routes are declared
     app.add_middleware(SubmissionLane, fastapi=app, handlers=lanes)  # innermost: added first
     app.add_middleware(MetricsMiddleware, service="ingest")
+    app.add_middleware(StoreDeadline, seconds=settings.store_timeout_s)
     install_error_handler(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)
 

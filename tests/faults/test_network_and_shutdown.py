@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from infra import services
 from infra.proc import free_port
@@ -17,7 +19,9 @@ from tests.conftest import eventually
 from tests.faults.conftest import (
     ANSWER_BOUND_S,
     FIGURES,
+    SHUTDOWN_TIMEOUT_S,
     STOP_BOUND_S,
+    STOP_WITHOUT_BROKER_BOUND_S,
     FaultInfra,
     FaultStack,
     Timeline,
@@ -169,3 +173,36 @@ def test_sigterm_while_waiting_for_the_broker_at_start_up_exits_at_once(fault_st
             svc.proc.wait(timeout=10)
     assert code == 0, log.read_text()[-2000:]
     assert seconds <= 5, seconds
+
+
+def test_sigterm_during_a_generation_switch_exits_0(fault_infra: FaultInfra, fault_stack: FaultStack) -> None:
+    """An aggregate of its own, reaching the broker through the proxy: the link is cut, a new generation named
+    live, and SIGTERM arrives while the process leaves the old generation and waits to join the new one."""
+    namespace = f"g{uuid.uuid4().hex[:10]}"
+    env = {**fault_stack.env("aggregate"), "KAFKA_BOOTSTRAP_SERVERS": fault_infra.bootstrap_for("ingest"),
+           "DMP_TOPIC_NAMESPACE": namespace, "MONGODB_DATABASE": f"dmp_{namespace}",
+           "AGGREGATE_GROUP_ID": f"{namespace}-aggregate", "AGGREGATE_GENERATION_POLL_S": "0.5"}
+    log = fault_stack.base / f"aggregate-{namespace}.log"
+    svc = services.start("aggregate", free_port(), log, env)
+    assert svc.proc is not None
+    client: MongoClient[dict[str, Any]] = MongoClient(fault_infra.store.url)
+    try:
+        services.wait_ready(svc, timeout=90)
+        fault_infra.proxy.blackhole()
+        client[f"dmp_{namespace}"]["aggregate_meta"].replace_one(
+            {"_id": "live"}, {"_id": "live", "generation": 1, "previous": 0}, upsert=True)
+        eventually(lambda: "leaving generation" in log.read_text(), timeout=30, interval=0.2,
+                   what="aggregate leaving generation 0 for 1")
+        started = time.monotonic()
+        svc.proc.terminate()
+        code = svc.proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 10)
+        seconds = time.monotonic() - started
+    finally:
+        fault_infra.proxy.restore()
+        client.close()
+        if svc.proc.poll() is None:
+            svc.proc.kill()
+            svc.proc.wait(timeout=10)
+    FIGURES.append(f"SIGTERM to aggregate during a generation switch without a broker: exit {code} in {seconds:.1f}s")
+    assert code == 0, log.read_text()[-3000:]
+    assert seconds <= STOP_WITHOUT_BROKER_BOUND_S, seconds
