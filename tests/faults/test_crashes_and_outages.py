@@ -67,6 +67,7 @@ def test_acknowledged_submissions_are_in_the_views_exactly_once_after_crashes_an
         assert max(a.seconds for a in during) <= ANSWER_BOUND_S, max(a.seconds for a in during)
 
         aggregate_pid = stack.proc("aggregate").pid
+        analyst = stack.analyst  # its key is made in the store, so before the pause
         paused = time.monotonic()
         fault_infra.pause_store()
         try:
@@ -77,7 +78,7 @@ def test_acknowledged_submissions_are_in_the_views_exactly_once_after_crashes_an
             timeline.mark("store paused, aggregate not ready and lagging")
             asked = time.monotonic()
             read = httpx.get(f"{stack.url('aggregate')}/v1/views/seizures", params={"year": load.year},
-                             headers=stack.analyst, timeout=30)
+                             headers=analyst, timeout=30)
             took = time.monotonic() - asked
             assert (read.status_code, bool(read.headers.get("retry-after"))) == (503, True), read.text
             assert took <= STORE_TIMEOUT_S + 2.0, f"a read on the paused store took {took:.1f}s"
