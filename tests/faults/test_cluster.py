@@ -215,6 +215,16 @@ def verify_phase(stack: FaultStack, load: Load, label: str) -> None:
     assert amended > 0, "no amendment was acknowledged"
 
 
+def test_the_services_create_their_topics_with_three_copies_of_which_two_must_hold_a_write(
+        cluster_infra: ClusterInfra, cluster_stack: FaultStack) -> None:
+    from tests.integration.test_topic_setup import described
+
+    for topic in topics_of(cluster_stack).all():
+        partitions, config = asyncio.run(described(cluster_infra.cluster.bootstrap, topic))
+        assert partitions and all(len(p["replicas"]) == COPIES for p in partitions), (topic, partitions)
+        assert config["min.insync.replicas"] == str(COPIES - 1), topic
+
+
 def mixed_load(stack: FaultStack, year: int) -> Load:
     return Load(url=lambda: stack.url("ingest"), headers=stack.officer, year=year, mix=True, give_up_s=240).start()
 
