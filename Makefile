@@ -32,7 +32,7 @@ status: $(STAMP) ## show what is running
 test: $(STAMP) ## the full test suite; starts and stops its own broker and store on free ports
 	$(PY) -m pytest
 
-test-fast: $(STAMP) ## the full suite but the three-broker cluster faults (about 7 minutes fewer)
+test-fast: $(STAMP) ## the full suite but the three-broker cluster faults (4-7 minutes of it on 2 cores)
 	$(PY) -m pytest -m "not cluster"
 
 test-kafka-3.9: $(STAMP) ## the integration and fault tiers against Kafka 3.9.2, the older line still supported
