@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test test-unit lint typecheck bench docs clean
+.PHONY: help up down status test test-fast test-unit test-kafka-3.9 lint typecheck bench docs clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9.-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
@@ -31,6 +31,12 @@ status: $(STAMP) ## show what is running
 
 test: $(STAMP) ## the full test suite; starts and stops its own broker and store on free ports
 	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the full suite but the three-broker cluster faults (4-7 minutes of it on 2 cores)
+	$(PY) -m pytest -m "not cluster"
+
+test-kafka-3.9: $(STAMP) ## the integration and fault tiers against Kafka 3.9.2, the older line still supported
+	DMP_KAFKA_VERSION=3.9.2 $(PY) -m pytest tests/integration tests/faults
 
 test-unit: $(STAMP) ## only the fast tests, no broker or store
 	$(PY) -m pytest -m unit

@@ -14,11 +14,12 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from prometheus_client import Counter
 
 from shared.errors import InfrastructureUnavailable
 from shared.lifecycle import StopRequested, sleep_unless_stopped
+from shared.topics import TopicLayout
 
 log = logging.getLogger(__name__)
 
@@ -306,12 +307,21 @@ async def broker_reachable(client: object, timeout: float = 3.0) -> bool:
         return False
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int,
+def topic_config(layout: TopicLayout) -> dict[str, str]:
+    """The per-topic settings the topics are created with."""
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(layout.min_insync_replicas)}
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], layout: TopicLayout | int,
                         attempts: int = 30) -> None:
-    """Create the topics if missing (one replica, unlimited retention); retry while the broker starts.
+    """Create the topics if missing (unlimited retention, `layout`'s copies); retry while the broker starts.
+
+    A bare `int` is a partition count with one copy, as for a one-broker test.
 
     Gives up early with StopRequested when the process is asked to stop.
     """
+    if isinstance(layout, int):
+        layout = TopicLayout(partitions=layout)
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
         try:
@@ -320,7 +330,10 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
             missing = [t for t in topics if t not in existing]
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics([NewTopic(t, partitions, 1, topic_configs=TOPIC_CONFIG) for t in missing])
+                    response = await admin.create_topics([
+                        NewTopic(t, layout.partitions, layout.replication_factor, topic_configs=topic_config(layout))
+                        for t in missing])
+                    refused(response)
             await wait_for_leaders(admin, topics)
             return
         except (KafkaError, OSError) as exc:
@@ -331,6 +344,18 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
                 raise StopRequested("stop requested while waiting for the broker to set up topics") from exc
         finally:
             await admin.close()
+
+
+def refused(response: Any) -> None:
+    """Raise the broker's error when it refused to create a topic for a reason other than its existing.
+
+    The admin client hands back per-topic error codes instead of raising them: a cluster with fewer
+    brokers up than the replication factor would otherwise pass unnoticed until the leaders never came.
+    Raised, it is retried like any broker error while the cluster starts.
+    """
+    for topic, code, *rest in response.topic_errors:
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise for_code(code)(f"the broker refused to create {topic}: {rest[0] if rest else ''}")
 
 
 async def wait_for_leaders(admin: AIOKafkaAdminClient, topics: Sequence[str], timeout: float = 30.0) -> None:

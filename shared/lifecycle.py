@@ -35,6 +35,9 @@ class LifecycleSettings(BaseSettings):
     retry_max_delay_s: float = Field(8.0, gt=0, description="Longest pause between two attempts at a batch.")
     drain_timeout_s: float = Field(15.0, gt=0, description="On SIGTERM: time for in-flight HTTP requests, and then "
                                                            "for the batch in hand, to finish.")
+    leave_timeout_s: float = Field(5.0, gt=0, description="On SIGTERM: longest wait for the broker to let a "
+                                                          "consumer leave its group (a broker that is gone never "
+                                                          "answers; the group then notices by the session timeout).")
     shutdown_timeout_s: float = Field(50.0, gt=0, description="On SIGTERM: the process exits (non-zero) after this "
                                                               "long even if something hangs.")
     probe_interval_s: float = Field(2.0, gt=0, description="How often connection state and consumer lag are "

@@ -11,7 +11,7 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.topics import Topics
+from shared.topics import TopicLayout, Topics
 
 DEV_AUTH_PEPPER = "development-only-auth-pepper"
 
@@ -29,6 +29,17 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = Field("dmp", validation_alias=AliasChoices("MONGODB_DATABASE", "mongodb_database"))
     topic_namespace: str = Field("", validation_alias=AliasChoices("DMP_TOPIC_NAMESPACE", "topic_namespace"))
     topic_partitions: int = Field(6, ge=1, validation_alias=AliasChoices("DMP_TOPIC_PARTITIONS", "topic_partitions"))
+    topic_replication_factor: int = Field(
+        1, ge=1, validation_alias=AliasChoices("DMP_TOPIC_REPLICATION_FACTOR", "topic_replication_factor"),
+        description="Copies of each partition the topics are created with (3 on a three-broker cluster).")
+    topic_min_insync_replicas: int = Field(
+        1, ge=1, validation_alias=AliasChoices("DMP_TOPIC_MIN_INSYNC_REPLICAS", "topic_min_insync_replicas"),
+        description="Copies that must have a write before it is acknowledged (2 with three copies): "
+                    "with fewer in sync, ingest answers 503 rather than a 202 one broker could lose.")
+    store_timeout_s: float = Field(
+        3.0, gt=0, validation_alias=AliasChoices("DMP_STORE_TIMEOUT_S", "store_timeout_s"),
+        description="Longest the store operations of one HTTP request may take together; past it the "
+                    "request answers 503 with Retry-After (a paused or unreachable store).")
     log_level: str = Field("INFO", validation_alias=AliasChoices("DMP_LOG_LEVEL", "log_level"))
     host: str = "127.0.0.1"
     port: int = 8000
@@ -73,3 +84,14 @@ class ServiceSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics.under(self.topic_namespace)
+
+    @property
+    def topic_layout(self) -> TopicLayout:
+        return TopicLayout(self.topic_partitions, self.topic_replication_factor, self.topic_min_insync_replicas)
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> Self:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(f"DMP_TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
+                             f"DMP_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could succeed")
+        return self

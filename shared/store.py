@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Container, Sequence
 from typing import Any, TypeVar
 
+import pymongo
 from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
 from pymongo.errors import BulkWriteError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 Document = dict[str, Any]
 A = TypeVar("A")
@@ -24,6 +26,26 @@ async def store_reachable(client: AsyncMongoClient[Document]) -> bool:
     """True when the store answers `ping`."""
     await client.admin.command("ping")
     return True
+
+
+class StoreDeadline:
+    """ASGI middleware: the store operations one HTTP request makes share a deadline (PyMongo's client-side
+    operation timeout, `timeoutMS`). A store that is up but not answering (paused, overloaded, cut off
+    without a reset) fails them when it passes, so the request answers 503 with Retry-After
+    (shared.health) instead of waiting on the socket. The consumers' writes are not HTTP requests
+    and keep their own bound (`DMP_BATCH_TIMEOUT_S`): a large batch on a slow store may take longer.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with pymongo.timeout(self.seconds):
+            await self.app(scope, receive, send)
 
 
 BULK_CHUNK = 50

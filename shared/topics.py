@@ -30,3 +30,12 @@ class Topics:
 
     def all(self) -> tuple[str, str, str]:
         return (self.received, self.validated, self.rejected)
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """How the topics are created: partitions, copies of each, and copies a write needs before it counts."""
+
+    partitions: int = 6
+    replication_factor: int = 1
+    min_insync_replicas: int = 1

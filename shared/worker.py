@@ -118,8 +118,8 @@ class BatchWorker(ABC):
     async def _close_clients(self) -> None:
         try:
             if self.consumer is not None:
-                # Leaving the group needs the broker; do not wait for one that is gone.
-                async with asyncio.timeout(self.lifecycle.drain_timeout_s):
+                # Leaving the group needs the broker; do not wait long for one that is gone.
+                async with asyncio.timeout(min(self.lifecycle.leave_timeout_s, self.lifecycle.drain_timeout_s)):
                     await self.consumer.stop()
         except Exception as exc:  # noqa: BLE001 - stopping regardless
             log.warning("consumer did not stop cleanly", extra={"error": repr(exc)})

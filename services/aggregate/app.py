@@ -21,7 +21,7 @@ from shared.docs import install_docs
 from shared.health import MetricsMiddleware, health_router, install_error_handler
 from shared.service import FatalHandler, app_options, run
 from shared.session import InMemorySessionStore, MongoSessionStore, console_sessions
-from shared.store import connect, store_reachable
+from shared.store import StoreDeadline, connect, store_reachable
 
 
 def create_app(settings: AggregateSettings, repository: Repository | None = None,
@@ -61,6 +61,7 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)
         app.state.sessions = console_sessions(settings, InMemorySessionStore(), app.state.authenticator)
     app.add_middleware(MetricsMiddleware, service="aggregate")
+    app.add_middleware(StoreDeadline, seconds=settings.store_timeout_s)
     install_error_handler(app)
     install_docs(app)
     install_access(app, settings, app.state.authenticator if repository is not None else None)

@@ -30,6 +30,7 @@ from services.aggregate.worker import AggregateWorker
 from shared.audit import AuditLog
 from shared.envelope import utcnow
 from shared.errors import DmpError
+from shared.lifecycle import StopRequested
 from shared.records import LIVE, META
 from shared.service import FatalHandler
 from shared.store import Document
@@ -150,6 +151,9 @@ class LiveAggregate:
             if live != self.generation:
                 try:
                     await self._switch(live)
+                except StopRequested:  # SIGTERM mid-switch: the process is stopping anyway, cleanly
+                    log.info("stop requested while switching generation", extra={"next": live})
+                    return
                 except Exception as exc:  # a process that cannot follow its generation must restart
                     log.critical("could not switch generation", exc_info=exc)
                     if self.on_fatal is not None:

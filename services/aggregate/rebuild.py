@@ -72,7 +72,7 @@ class Replayer:
         self.events = 0
 
     async def start(self, timeout: float = 60.0) -> None:
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_layout)
         self.consumer = make_consumer(self.settings, self.group_id)
         await self.consumer.start()
         expected = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics.all())

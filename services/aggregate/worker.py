@@ -93,7 +93,7 @@ class AggregateWorker(BatchWorker):
         return make_consumer(self.settings, self.group_id, _Handover(self))
 
     async def open(self) -> None:
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_layout)
 
     async def process(self, batch: Batch) -> None:
         async with self._working:

@@ -25,7 +25,7 @@ from shared.lifecycle import unless_stopped
 from shared.records import MongoSubmissionRecords, SubmissionRecords
 from shared.service import FatalHandler, app_options, run
 from shared.session import InMemorySessionStore, MongoSessionStore, SessionStore, console_sessions
-from shared.store import connect, store_reachable
+from shared.store import StoreDeadline, connect, store_reachable
 
 
 def create_app(settings: IngestSettings, publisher: Publisher | None = None, keys: KeyStore | None = None,
@@ -49,7 +49,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
                 app.state.store_ok = lambda: store_reachable(client)
             if publisher is None:
                 await unless_stopped(ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(),
-                                                   settings.topic_partitions), "topic set-up")
+                                                   settings.topic_layout), "topic set-up")
                 kafka = KafkaPublisher(settings.kafka_bootstrap_servers, timeout=settings.publish_timeout_s,
                                        recreate_after=settings.producer_recreate_after_s,
                                        probe_interval=settings.broker_probe_interval_s)
@@ -67,6 +67,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None, key
     app.state.store_ok = _always_ok
     app.add_middleware(SubmissionLane, fastapi=app)  # innermost: added first
     app.add_middleware(MetricsMiddleware, service="ingest")
+    app.add_middleware(StoreDeadline, seconds=settings.store_timeout_s)
     install_error_handler(app)
     install_docs(app)
     install_access(app, settings, Authenticator(keys, pepper) if keys is not None else None)

@@ -49,7 +49,7 @@ class ValidateWorker(BatchWorker):
                               gather_bytes=self.settings.gather_bytes)
 
     async def open(self) -> None:
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_partitions)
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_layout)
         await self.transactions.start()
 
     async def close(self) -> None:

@@ -33,10 +33,15 @@ from tests.keys import KeyedStack, insert_key
 PUBLISH_TIMEOUT_S = 3.0
 DRAIN_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 30.0
+LEAVE_TIMEOUT_S = 3.0
+STORE_TIMEOUT_S = 2.0
 ANSWER_BOUND_S = PUBLISH_TIMEOUT_S + 2.0
 """No submission waits longer than the publish timeout (plus scheduling slack) for its 503."""
 STOP_BOUND_S = 2 * DRAIN_TIMEOUT_S + 5.0
 """SIGTERM: in-flight requests, then the batch in hand, each within the drain timeout, then exit."""
+STOP_WITHOUT_BROKER_BOUND_S = DRAIN_TIMEOUT_S + LEAVE_TIMEOUT_S + 5.0
+"""SIGTERM to a consumer whose broker is gone: its stalled batch gets the drain timeout, leaving the group the
+leave timeout (no broker answers it), and no HTTP request is in flight."""
 
 
 @dataclass
@@ -64,6 +69,17 @@ class FaultInfra:
 
     def resume_store(self) -> None:
         os.kill(self.store_pid, signal.SIGCONT)
+
+    def bootstrap_for(self, name: str) -> str:
+        """Ingest goes through the proxy; the others connect directly."""
+        bootstrap = self.broker.proxied_bootstrap if name == "ingest" else self.broker.bootstrap
+        assert bootstrap is not None
+        return bootstrap
+
+    @property
+    def topic_env(self) -> dict[str, str]:
+        """One broker: the services' default topic settings (one copy)."""
+        return {}
 
 
 LOGS = VAR / "test" / "faults-logs"
@@ -108,7 +124,8 @@ def fault_infra(request: pytest.FixtureRequest) -> Iterator[FaultInfra]:
 class FaultStack(KeyedStack):
     """The three services as processes on fixed ports (a restart comes back on the same one)."""
 
-    infra: FaultInfra
+    infra: Any
+    """A FaultInfra, or anything with `store`, `bootstrap_for(service)` and `topic_env` (the cluster's)."""
     namespace: str
     base: Path
     ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in services.SERVICES})
@@ -119,9 +136,8 @@ class FaultStack(KeyedStack):
         return f"dmp_{self.namespace}"
 
     def env(self, name: str) -> dict[str, str]:
-        bootstrap = self.infra.broker.proxied_bootstrap if name == "ingest" else self.infra.broker.bootstrap
-        assert bootstrap is not None
-        return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_URL": self.infra.store.url,
+        return {**self.infra.topic_env, "KAFKA_BOOTSTRAP_SERVERS": self.infra.bootstrap_for(name),
+                "MONGODB_URL": self.infra.store.url,
                 "MONGODB_DATABASE": self.database, "DMP_TOPIC_NAMESPACE": self.namespace,
                 "VALIDATE_GROUP_ID": f"{self.namespace}-validate",
                 "VALIDATE_TRANSACTIONAL_ID": f"{self.namespace}-validate-0",
@@ -130,6 +146,7 @@ class FaultStack(KeyedStack):
                 "INGEST_BROKER_PROBE_INTERVAL_S": "0.5", "INGEST_PRODUCER_RECREATE_AFTER_S": "10",
                 "DMP_RATE_LIMIT_PER_S": "0", "DMP_PROBE_INTERVAL_S": "1",
                 "DMP_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S), "DMP_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_TIMEOUT_S),
+                "DMP_LEAVE_TIMEOUT_S": str(LEAVE_TIMEOUT_S), "DMP_STORE_TIMEOUT_S": str(STORE_TIMEOUT_S),
                 "DMP_RETRY_BUDGET_S": "120"}
 
     def url(self, name: str) -> str:
@@ -263,7 +280,7 @@ def verify_exactly_once(stack: FaultStack, load: Load, label: str, timeout: floa
     present = {sid for sid in load.unacked
                if httpx.get(f"{stack.url('aggregate')}/v1/submissions/{sid}", headers=stack.analyst,
                             timeout=10).status_code == 200}
-    expected = oracle([load.sent[sid] for sid in load.acked | present])
+    expected = oracle([load.latest.get(sid, load.sent[sid]) for sid in load.acked | present])
     last: dict[str, Row] = {}
 
     def matches() -> bool:

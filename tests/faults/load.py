@@ -19,12 +19,36 @@ DRUG = "heroin"
 RETRYABLE = {429, 500, 502, 503, 504}
 
 
+OTHER_TYPES = ("price", "financial_case", "treatment_facility", "training")
+
+
 def seizure(rng: random.Random, year: int = YEAR) -> dict[str, Any]:
     """A valid seizure in `year`; quantities in whole kilograms, so the sums are exact."""
     return {"id": str(uuid.uuid4()), "type": "seizure", "schema_version": 1, "data": {
         "seized_on": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", "country": rng.choice(COUNTRIES),
         "place": "border crossing", "drug": DRUG, "quantity": rng.randint(1, 50), "unit": "kg",
         "cases": rng.randint(1, 3), "persons_arrested": rng.randint(0, 4), "transport": "land", "route": "balkan"}}
+
+
+def other_type(rng: random.Random, year: int = YEAR) -> dict[str, Any]:
+    """A valid submission of one of the four types other than seizure, dated in `year`."""
+    from tests.factories import financial_case_data, price_data, training_submission_data, treatment_facility_data
+
+    kind = rng.choice(OTHER_TYPES)
+    day = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    data = {
+        "price": lambda: price_data(observed_on=day, price_min=80, price_typical=rng.randint(90, 110), price_max=120),
+        "financial_case": lambda: financial_case_data(reported_on=day, amount=rng.randint(1000, 9000)),
+        "treatment_facility": lambda: treatment_facility_data(facility_id=f"KAZ-LD-{rng.randint(0, 10**6):06d}",
+                                                              period=day[:7]),
+        "training": lambda: training_submission_data(starts_on=day, ends_on=day),
+    }[kind]()
+    return {"id": str(uuid.uuid4()), "type": kind, "schema_version": 1, "data": data}
+
+
+def amended(body: dict[str, Any], rng: random.Random, year: int = YEAR) -> dict[str, Any]:
+    """The same seizure (same id) with new data: another date, country, quantity and cases in `year`."""
+    return {**body, "data": seizure(rng, year)["data"]}
 
 
 @dataclass
@@ -46,6 +70,11 @@ class Load:
     already acknowledged, unchanged. `stop()` ends the stream but lets each thread finish the
     submission in hand (bounded by `give_up_s`). Each load reports seizures of its own `year`, so
     loads on one stack do not mix in the views.
+
+    With `mix`, every fifth send amends a seizure the thread had acknowledged (same id, new data)
+    and every fifth is one of the other four types. A thread amends and resends only its own
+    submissions, so each id's versions are sent one after another and `latest` is what the
+    views must show.
     """
 
     url: Callable[[], str]
@@ -57,7 +86,12 @@ class Load:
     give_up_s: float = 150.0
     max_backoff_s: float = 2.0
     seed: int = 7
+    mix: bool = False
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The last acknowledged body of each id."""
+    versions: Counter[str] = field(default_factory=Counter)
+    """How many different bodies were acknowledged under each id (1, or more after amendments)."""
     acked: set[str] = field(default_factory=set)
     unacked: set[str] = field(default_factory=set)
     answers: list[Answer] = field(default_factory=list)
@@ -105,24 +139,30 @@ class Load:
                              f"(acked {self.acked_count()}, statuses {dict(self.statuses)})")
 
     def _run(self, rng: random.Random) -> None:
+        own: list[str] = []
         with httpx.Client(timeout=self.timeout_s, headers=self.headers) as client:
             count = 0
             while not self._stop.is_set():
                 count += 1
-                body = self._resend_candidate(rng) if count % 10 == 0 else None
-                if body is None:
-                    body = seizure(rng, self.year)
-                else:
-                    with self._lock:
-                        self.resends += 1
+                body = self._next(rng, count, own)
+                if body["id"] not in self.sent:
+                    own.append(body["id"])
                 self._until_acknowledged(client, body)
                 self._stop.wait(self.pause_s)
 
-    def _resend_candidate(self, rng: random.Random) -> dict[str, Any] | None:
+    def _next(self, rng: random.Random, count: int, own: list[str]) -> dict[str, Any]:
         with self._lock:
-            if not self.acked:
-                return None
-            return self.sent[rng.choice(sorted(self.acked)[-200:])]
+            mine = [sid for sid in own[-200:] if sid in self.latest]
+            if count % 10 == 0 and mine:
+                self.resends += 1
+                return self.latest[rng.choice(mine)]
+            if self.mix and count % 5 == 1 and mine:
+                seizures = [sid for sid in mine if self.latest[sid]["type"] == "seizure"]
+                if seizures:
+                    return amended(self.latest[rng.choice(seizures)], rng, self.year)
+        if self.mix and count % 5 == 3:
+            return other_type(rng, self.year)
+        return seizure(rng, self.year)
 
     def _until_acknowledged(self, client: httpx.Client, body: dict[str, Any]) -> None:
         with self._lock:
@@ -143,6 +183,9 @@ class Load:
                 if status == 202:
                     self.acked.add(body["id"])
                     self.unacked.discard(body["id"])
+                    if self.latest.get(body["id"], {}).get("data") != body["data"]:
+                        self.versions[body["id"]] += 1
+                    self.latest[body["id"]] = body
                     return
                 if status not in RETRYABLE and status != 0:
                     self.unexpected.append(f"{status} for {body['id']}")
@@ -162,7 +205,7 @@ Row = tuple[int, int, int]
 def oracle(bodies: list[dict[str, Any]]) -> dict[str, Row]:
     """What the seizures view must show per country for the bodies' year, each submission counted once."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for body in {b["id"]: b for b in bodies}.values():
+    for body in {b["id"]: b for b in bodies if b["type"] == "seizure"}.values():
         row = totals[body["data"]["country"]]
         row[0] += body["data"]["cases"]
         row[1] += body["data"]["quantity"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo import MongoClient
 
 from infra import services
 from infra.proc import free_port
@@ -17,6 +20,7 @@ from tests.conftest import eventually
 from tests.faults.conftest import (
     ANSWER_BOUND_S,
     FIGURES,
+    SHUTDOWN_TIMEOUT_S,
     STOP_BOUND_S,
     FaultInfra,
     FaultStack,
@@ -26,6 +30,7 @@ from tests.faults.conftest import (
     wait_ready,
 )
 from tests.faults.load import Load, seizure
+from tests.keys import bearer, insert_key
 
 pytestmark = pytest.mark.faults
 
@@ -169,3 +174,58 @@ def test_sigterm_while_waiting_for_the_broker_at_start_up_exits_at_once(fault_st
             svc.proc.wait(timeout=10)
     assert code == 0, log.read_text()[-2000:]
     assert seconds <= 5, seconds
+
+
+def test_sigterm_during_a_generation_switch_exits_0(fault_infra: FaultInfra, fault_stack: FaultStack) -> None:
+    """An aggregate of its own, reaching the broker through the proxy: the link is cut and a new generation
+    named live, so the process leaves the old generation and waits for the broker to join the new one.
+    SIGTERM arrives then, while a read holds the HTTP side open (the store is paused), so the stop
+    request reaches the switch before the shutdown does."""
+    namespace = f"g{uuid.uuid4().hex[:10]}"
+    database = f"dmp_{namespace}"
+    env = {**fault_stack.env("aggregate"), "KAFKA_BOOTSTRAP_SERVERS": fault_infra.bootstrap_for("ingest"),
+           "DMP_TOPIC_NAMESPACE": namespace, "MONGODB_DATABASE": database,
+           "AGGREGATE_GROUP_ID": f"{namespace}-aggregate", "AGGREGATE_GENERATION_POLL_S": "0.5"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = fault_stack.base / f"aggregate-{namespace}.log"
+    svc = services.start("aggregate", port, log, env)
+    assert svc.proc is not None
+    analyst = bearer(insert_key(fault_infra.store.url, database, "analyst"))
+    client: MongoClient[dict[str, Any]] = MongoClient(fault_infra.store.url)
+    reader = threading.Thread(target=lambda: httpx.get(f"{url}/v1/views/seizures", headers=analyst, timeout=30))
+    try:
+        services.wait_ready(svc, timeout=90)
+        fault_infra.proxy.blackhole()
+        client[database]["aggregate_meta"].replace_one({"_id": "live"}, {"_id": "live", "generation": 1},
+                                                       upsert=True)
+        eventually(lambda: "broker not ready for topic setup" in log.read_text().partition("leaving generation")[2],
+                   timeout=90, interval=0.5, what="aggregate waiting for the broker to join generation 1")
+        fault_infra.pause_store()
+        reader.start()
+        eventually(lambda: in_flight(url) >= 2, timeout=15, interval=0.05, what="the read in flight")
+        started = time.monotonic()
+        svc.proc.terminate()
+        code = svc.proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 10)
+        seconds = time.monotonic() - started
+    finally:
+        fault_infra.resume_store()
+        fault_infra.proxy.restore()
+        client.close()
+        if svc.proc.poll() is None:
+            svc.proc.kill()
+            svc.proc.wait(timeout=10)
+        if reader.is_alive():
+            reader.join(timeout=30)
+    FIGURES.append(f"SIGTERM to aggregate while it switches generation without a broker: exit {code} in {seconds:.1f}s")
+    assert code == 0, log.read_text()[-3000:]
+    assert seconds <= STOP_BOUND_S, seconds
+
+
+def in_flight(url: str) -> float:
+    """The service's `dmp_http_requests_in_flight` (the /metrics request itself included)."""
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=5).text):
+        for sample in family.samples:
+            if sample.name == "dmp_http_requests_in_flight":
+                return sample.value
+    return 0.0

@@ -34,7 +34,7 @@ async def publisher(request: pytest.FixtureRequest, infra: Infra) -> AsyncIterat
     if request.param == "memory":
         yield InMemoryPublisher(), topic
         return
-    await ensure_topics(infra.bootstrap, [topic], partitions=3)
+    await ensure_topics(infra.bootstrap, [topic], 3)
     kafka = KafkaPublisher(infra.bootstrap, timeout=10)
     await kafka.start()
     try:
