@@ -134,7 +134,7 @@ class Bench:
 
     def keys(self, namespace: str) -> dict[str, dict[str, str]]:
         """Authorization headers for an officer (every country) and an analyst, stored in the namespace's
-        database the way `dmp keys create` stores them. Empty if this version of the services has no keys."""
+        database the way `dmp admin keys create` stores them. Empty if this version of the services has no keys."""
         try:
             from shared.auth import make_key
             from shared.settings import ServiceSettings

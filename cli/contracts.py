@@ -1,7 +1,7 @@
 """The published contracts: JSON Schemas of submissions and events, and the AsyncAPI document.
 
 Generated from the pydantic models, committed under `schemas/`, and checked for drift by the
-test suite: `dmp contracts write` regenerates them, `dmp contracts check` lists what drifted.
+test suite: `dmp admin contracts write` regenerates them, `dmp admin contracts check` lists what drifted.
 """
 
 from __future__ import annotations

@@ -1,22 +1,20 @@
-"""`dmp keys`: make, list and revoke API keys, straight in the store the services read them from."""
+"""`dmp admin keys`: make, list and revoke API keys, straight in the store the services read them from."""
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.audit import MongoAuditLog
-from shared.audit import entry as audit_entry
-from shared.auth import ROLES, MongoKeyStore, Role, as_public, make_key
-from shared.envelope import utcnow
-from shared.settings import ServiceSettings
-from shared.store import connect
+from shared.roles import ROLES
+
+if TYPE_CHECKING:  # the store's driver is imported when a command runs, not for `dmp --help`
+    from shared.audit import MongoAuditLog
+    from shared.auth import MongoKeyStore
 
 keys_app = typer.Typer(help="API keys: `create` prints a key once; the store keeps only a keyed hash.",
                        no_args_is_help=True)
@@ -26,6 +24,11 @@ T = TypeVar("T")
 
 
 def _with_store(action: Callable[[MongoKeyStore, MongoAuditLog], Awaitable[T]]) -> T:
+    from shared.audit import MongoAuditLog
+    from shared.auth import MongoKeyStore
+    from shared.settings import ServiceSettings
+    from shared.store import connect
+
     settings = ServiceSettings()
 
     async def run() -> T:
@@ -35,6 +38,8 @@ def _with_store(action: Callable[[MongoKeyStore, MongoAuditLog], Awaitable[T]]) 
                                 MongoAuditLog(client, settings.mongodb_database))
         finally:
             await client.close()
+
+    import asyncio
 
     return asyncio.run(run())
 
@@ -50,6 +55,11 @@ def create(
     name: Annotated[str, typer.Option(help="who or what the key is for")] = "",
 ) -> None:
     """Make a key and print it once, alone on stdout (store it now: it cannot be shown again)."""
+    from shared.audit import entry as audit_entry
+    from shared.auth import make_key
+    from shared.roles import Role
+    from shared.settings import ServiceSettings
+
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     scope = [c.strip().upper() for c in countries.split(",") if c.strip()] if countries else None
@@ -63,7 +73,7 @@ def create(
                                         "key_created", new.record["_id"], role=role, countries=scope, name=name)])
 
     _with_store(store)
-    # Only the key goes to stdout, so that `KEY=$(dmp keys create ...)` captures it and nothing else.
+    # Only the key goes to stdout, so that `KEY=$(dmp admin keys create ...)` captures it and nothing else.
     err.print(f"[green]created[/] {role} key {new.record['_id']}"
               f"{' for ' + ','.join(scope) if scope else ''}{' (' + name + ')' if name else ''}", style="dim")
     print(new.key)
@@ -72,6 +82,7 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """Every key: id, role, countries, name, when made and revoked (never the secret)."""
+    from shared.auth import as_public
 
     async def fetch(keys: MongoKeyStore, _: MongoAuditLog) -> list[dict[str, Any]]:
         return [as_public(r) for r in await keys.all()]
@@ -84,9 +95,12 @@ def list_keys() -> None:
 
 
 @keys_app.command("revoke")
-def revoke(key_id: Annotated[str, typer.Argument(help="the key's id (second part of the key), see `dmp keys list`")],
+def revoke(key_id: Annotated[str, typer.Argument(
+        help="the key's id (second part of the key), see `dmp admin keys list`")],
            ) -> None:
     """Revoke a key; every service refuses it within seconds."""
+    from shared.audit import entry as audit_entry
+    from shared.envelope import utcnow
 
     async def apply(keys: MongoKeyStore, audit: MongoAuditLog) -> bool:
         now = utcnow()

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import orjson
 
+from cli.options import MAX_BATCH
 from cli.queue import Queue, Stored
 from shared.envelope import ErrorDetail
 
-MAX_BATCH = 500
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})

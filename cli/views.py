@@ -1,4 +1,4 @@
-"""`dmp views`: rebuild the aggregate's views from the log, compare them with the live ones, swap them in.
+"""`dmp admin views`: rebuild the aggregate's views from the log, compare them with the live ones, swap them in.
 
 Reads the same settings as the aggregate service (`KAFKA_BOOTSTRAP_SERVERS`, `MONGODB_URL`,
 `MONGODB_DATABASE`, `DMP_TOPIC_NAMESPACE`, `AGGREGATE_GROUP_ID`) and talks to the broker and the
@@ -8,22 +8,19 @@ in), 1 they differ (nothing swapped), 2 the broker or store could not be used.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
-from services.aggregate.generation import GenerationMeta, group_for
-from services.aggregate.rebuild import RebuildReport, drop_generation, rebuild, summarize
-from services.aggregate.repository import MongoRepository
-from services.aggregate.settings import AggregateSettings
-from shared.errors import DmpError
-from shared.store import Document, connect
+if TYPE_CHECKING:  # the server packages are imported when a command runs, not for `dmp --help`
+    from pymongo import AsyncMongoClient
+
+    from services.aggregate.rebuild import RebuildReport
+    from services.aggregate.settings import AggregateSettings
+    from shared.store import Document
 
 views_app = typer.Typer(help="The aggregate's views: rebuild from the log, compare with the live ones, swap; "
                              "list and drop generations.", no_args_is_help=True)
@@ -35,6 +32,12 @@ EXIT_UNAVAILABLE = 2
 
 
 def _run(action: Callable[[AggregateSettings, AsyncMongoClient[Document]], Awaitable[T]]) -> T:
+    from pymongo.errors import PyMongoError
+
+    from services.aggregate.settings import AggregateSettings
+    from shared.errors import DmpError
+    from shared.store import connect
+
     settings = AggregateSettings()
 
     async def main() -> T:
@@ -45,6 +48,8 @@ def _run(action: Callable[[AggregateSettings, AsyncMongoClient[Document]], Await
             await client.close()
 
     try:
+        import asyncio
+
         return asyncio.run(main())
     except (DmpError, PyMongoError, OSError) as exc:
         err.print(f"[red]{exc}[/]")
@@ -57,6 +62,8 @@ def _short(value: Any) -> str:
 
 
 def _show(report: RebuildReport, shown: int) -> None:
+    from services.aggregate.rebuild import summarize
+
     console.print(f"generation {report.rebuilt} (group {report.group_id}): {report.events} events replayed, "
                   f"{report.compared} rows compared with generation {report.live}")
     if not report.differences:
@@ -87,18 +94,20 @@ def rebuild_command(
 
     The live services keep working meanwhile. With --swap the new generation becomes live: every aggregate
     process switches to it within AGGREGATE_GENERATION_POLL_S seconds and continues from where the rebuild
-    stopped, so no event is lost or counted twice. Old generations stay until `dmp views drop`.
+    stopped, so no event is lost or counted twice. Old generations stay until `dmp admin views drop`.
     """
 
+    from services.aggregate import rebuild as rebuilding
+
     async def action(settings: AggregateSettings, client: AsyncMongoClient[Document]) -> RebuildReport:
-        return await rebuild(settings, client, swap=swap, rounds=rounds, wait=wait, force=force,
+        return await rebuilding.rebuild(settings, client, swap=swap, rounds=rounds, wait=wait, force=force,
                              say=lambda message: err.print(message, style="dim"))
 
     report = _run(action)
     _show(report, show)
     if report.swapped:
         console.print(f"[green]generation {report.rebuilt} is live[/] (was {report.live}); "
-                      f"drop the old one with `dmp views drop {report.live}` once nothing reads it")
+                      f"drop the old one with `dmp admin views drop {report.live}` once nothing reads it")
     elif report.differences:
         raise typer.Exit(EXIT_DIFFERENT)
 
@@ -106,6 +115,9 @@ def rebuild_command(
 @views_app.command("status")
 def status_command() -> None:
     """The live generation, its consumer group and how far it has processed each partition."""
+    from services.aggregate.generation import GenerationMeta, group_for
+    from services.aggregate.repository import MongoRepository
+    from services.aggregate.settings import AggregateSettings
 
     async def action(settings: AggregateSettings, client: AsyncMongoClient[Document],
                      ) -> tuple[Document | None, list[int], list[Document]]:
@@ -130,6 +142,7 @@ def status_command() -> None:
 @views_app.command("drop")
 def drop_command(generation: Annotated[int, typer.Argument(min=0, help="the generation to drop")]) -> None:
     """Drop an old generation's collections (the live one is refused)."""
+    from services.aggregate.rebuild import drop_generation
 
     async def action(settings: AggregateSettings, client: AsyncMongoClient[Document]) -> list[str]:
         return await drop_generation(client, settings.mongodb_database, generation)

@@ -132,9 +132,9 @@ All services ready in {time.monotonic() - started:.1f}s.
   stop:    make down    (data stays in var/ until make clean); a supervisor restarts what dies
 
 Every API call needs a key. Make the first ones with:
-  .venv/bin/dmp keys create --role admin --name "you"
-  .venv/bin/dmp keys create --role officer --countries AFG --name "field office"
-  .venv/bin/dmp keys create --role analyst --name "research"
+  .venv/bin/dmp admin keys create --role admin --name "you"
+  .venv/bin/dmp admin keys create --role officer --countries AFG --name "field office"
+  .venv/bin/dmp admin keys create --role analyst --name "research"
 """)
     return 0
 

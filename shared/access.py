@@ -25,12 +25,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Authenticator, AuthError, Principal, Role, require_role
+from shared.auth import Authenticator, AuthError, Principal, require_role
+from shared.roles import Role
 from shared.session import Sessions, own_origin
 from shared.settings import ServiceSettings
 
 BEARER = HTTPBearer(auto_error=False, bearerFormat="dmp_<id>_<secret>",
-                    description="An API key made with `dmp keys create`.")
+                    description="An API key made with `dmp admin keys create`.")
 
 
 @dataclass

@@ -16,16 +16,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 
 from shared.envelope import utcnow
 from shared.errors import DmpError
+from shared.roles import Role
 from shared.store import Document
 
-Role = Literal["officer", "analyst", "operator", "admin"]
-ROLES: tuple[Role, ...] = ("officer", "analyst", "operator", "admin")
 PREFIX = "dmp"
 
 

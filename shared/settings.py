@@ -48,7 +48,7 @@ class ServiceSettings(BaseSettings):
     auth_pepper: SecretStr = Field(SecretStr(DEV_AUTH_PEPPER),
                                    validation_alias=AliasChoices("DMP_AUTH_PEPPER", "auth_pepper"),
                                    description="Secret that keys the stored hashes of API keys; the same on "
-                                               "every service and the `dmp keys` command.")
+                                               "every service and the `dmp admin keys` command.")
     rate_limit_per_s: float = Field(50.0, ge=0, validation_alias=AliasChoices("DMP_RATE_LIMIT_PER_S",
                                                                                 "rate_limit_per_s"),
                                     description="Requests per second per key (0 = no limit).")

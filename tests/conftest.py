@@ -15,7 +15,7 @@ import pytest
 
 from infra import kafka, services, store
 from infra.proc import VAR, stop_pid
-from shared.auth import Role
+from shared.roles import Role
 from tests.keys import KeyedStack, insert_key
 
 T = TypeVar("T")
@@ -93,7 +93,7 @@ class Stack(KeyedStack):
         return self.procs[name].url
 
     def key(self, role: Role, countries: list[str] | None = None, name: str = "e2e") -> str:
-        """A new API key in this stack's key store, as `dmp keys create` makes it."""
+        """A new API key in this stack's key store, as `dmp admin keys create` makes it."""
         return insert_key(self.infra.mongodb_url, self.database, role, countries, name)
 
     def start(self, name: str, port: int | None = None) -> services.Service:

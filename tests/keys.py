@@ -1,4 +1,4 @@
-"""API keys for tests: made the way `dmp keys create` makes them."""
+"""API keys for tests: made the way `dmp admin keys create` makes them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
-from shared.auth import InMemoryKeyStore, Role, make_key
+from shared.auth import InMemoryKeyStore, make_key
+from shared.roles import Role
 from shared.settings import DEV_AUTH_PEPPER
 
 PEPPER = DEV_AUTH_PEPPER.encode()
@@ -24,7 +25,7 @@ def bearer(key: str) -> dict[str, str]:
 
 def insert_key(mongodb_url: str, database: str, role: Role, countries: list[str] | None = None,
                name: str = "test") -> str:
-    """A new key stored in a real store's key collection, as `dmp keys create` stores it."""
+    """A new key stored in a real store's key collection, as `dmp admin keys create` stores it."""
     from pymongo import MongoClient
 
     new = make_key(PEPPER, role, countries, name)

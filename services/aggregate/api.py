@@ -14,9 +14,10 @@ from services.aggregate.reference import router as reference_router
 from services.aggregate.views import router as views_router
 from shared.access import BEARER_REQUIRED, allow, authorise
 from shared.audit import Action, AuditLog
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.envelope import ErrorDetail, Status, SubmissionType, Withdrawal
 from shared.problems import KEYED, problems
+from shared.roles import Role
 from shared.store import Document
 
 router = APIRouter()

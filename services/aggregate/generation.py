@@ -1,9 +1,9 @@
-"""Generations of the views: which one is live, and following it when `dmp views rebuild --swap` changes it.
+"""Generations of the views: which one is live, and following it when `dmp admin views rebuild --swap` changes it.
 
 A generation is a complete set of the aggregate's collections (records, views, progress; see
 repository.py) and the consumer group that feeds it: generation 0 uses the configured group id,
 generation N `<group id>-g<N>`. The meta document `aggregate_meta/live` names the live generation;
-only `dmp views rebuild --swap` writes it (one writer), and every aggregate process reads it by
+only `dmp admin views rebuild --swap` writes it (one writer), and every aggregate process reads it by
 `_id` every `generation_poll_s` seconds.
 
 How a swap loses and doubles nothing: the rebuild consumes the topics in its own group
@@ -165,7 +165,7 @@ class LiveAggregate:
         await repository.ensure_indexes()
         if await repository.view("seizures").find_one({"bucket": {"$exists": False}}) is not None:
             log.warning("generation %d holds view documents from before views were sharded by partition; they are "
-                        "not read: run `dmp views rebuild --swap` once", generation)
+                        "not read: run `dmp admin views rebuild --swap` once", generation)
         if self.worker is not None:
             log.info("leaving generation", extra={"generation": self.generation, "next": generation})
             await self.worker.stop()

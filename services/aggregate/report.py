@@ -112,7 +112,7 @@ class SeizureProperties(BaseModel):
     quantity: float
     unit: str
     route: str | None = Field(None, description="The trafficking route (absent on points projected before it was "
-                                                "kept: `dmp views rebuild` adds it).")
+                                                "kept: `dmp admin views rebuild` adds it).")
 
 
 class Feature(BaseModel):

@@ -1,7 +1,7 @@
 """Each submission type's `data`, as ingest's OpenAPI document declares it and as ingest checks it.
 
 The shapes are the JSON Schemas published under `schemas/submissions/` (written from validate's models by
-`dmp contracts write`), with the limits ingest itself enforces on every body added (`edge.sanitise`: no
+`dmp admin contracts write`), with the limits ingest itself enforces on every body added (`edge.sanitise`: no
 control characters, strings of at most MAX_STRING characters, numbers that fit in 64 bits, field names the
 store can hold). The document's `Submission` is a union discriminated by `type`; a body it allows is one
 ingest takes, and ingest refuses with 422, naming each field, any `data` it forbids. What no JSON Schema can

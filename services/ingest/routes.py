@@ -25,11 +25,12 @@ from services.ingest.submission import (
     verdict,
 )
 from shared.access import BEARER_REQUIRED, authorise
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.envelope import ErrorDetail
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import Publisher
 from shared.problems import KEYED, RETRY_AFTER, problems
+from shared.roles import Role
 from shared.tracing import bind_trace_id
 
 log = logging.getLogger("services.ingest.app")

@@ -23,7 +23,6 @@ from services.ingest.contract import with_ingest_limits
 from services.ingest.edge import BadSubmission, read_json_body, sanitise
 from services.ingest.settings import IngestSettings
 from shared.access import BEARER_REQUIRED, authorise
-from shared.auth import Role
 from shared.envelope import (
     EVENT_WITHDRAWAL_REQUESTED,
     REASON_MAX,
@@ -38,6 +37,7 @@ from shared.envelope import (
 from shared.kafka import EVENTS_PRODUCED, Publisher
 from shared.problems import KEYED, problems
 from shared.records import SubmissionRecords
+from shared.roles import Role
 from shared.tracing import bind_trace_id
 
 log = logging.getLogger("services.ingest.withdrawal")

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 from infra import browser as tools
 from infra import services
 from infra.proc import VAR, free_port
-from shared.auth import Role
+from shared.roles import Role
 from tests.conftest import Infra, Stack
 
 expect.set_options(timeout=15_000)  # a loaded two-core machine is slower than a browser expects

@@ -19,7 +19,7 @@ def bearer(key: str) -> dict[str, str]:
 
 def dmp(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"MONGODB_URL": stack.infra.mongodb_url, "MONGODB_DATABASE": stack.database, "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "cli.main", "keys", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", "admin", "keys", *args], capture_output=True, text=True,
                           env=env, check=False, timeout=60)
 
 

@@ -1,7 +1,7 @@
 """The README's first submission, run as written, command by command, against the stack the fixtures start.
 
 `make up` is replaced by the fixtures' stack: the commands' `http://127.0.0.1:8000` and `:8002`
-are pointed at its ingest and aggregate, and `dmp keys create` at its store (by the environment
+are pointed at its ingest and aggregate, and `dmp admin keys create` at its store (by the environment
 variables the services read). Every command must succeed; a command that reads is run again until
 its answer stops changing from "received" (the pipeline is asynchronous), and an answer the README
 shows as JSON must be exactly what the command printed.

@@ -1,5 +1,5 @@
-"""`dmp views rebuild` against the running stack: the rebuilt views equal the live ones (withdrawals included), and
-after `--swap` the aggregate service follows the new generation and keeps the views exact; the ARQ export says which
+"""`dmp admin views rebuild` against the running stack: the rebuilt views equal the live ones (withdrawals included),
+and after `--swap` the aggregate service follows the new generation and keeps the views exact; the ARQ export says which
 one it read."""
 
 from __future__ import annotations

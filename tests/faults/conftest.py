@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra import kafka, services, store
 from infra.proc import VAR, free_port, stop_pid
-from shared.auth import Role
+from shared.roles import Role
 from tests.conftest import eventually
 from tests.faults.load import Load, Row, oracle, view_rows
 from tests.faults.proxy import TcpProxy

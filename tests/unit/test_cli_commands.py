@@ -168,7 +168,7 @@ def test_login_keeps_urls_and_key_private_and_never_prints_the_key(run, tmp_path
 
 
 def test_the_contracts_commands_still_work(run) -> None:
-    result = run("contracts", "check")
+    result = run("admin", "contracts", "check")
     assert result.exit_code == 0, result.output
     assert "matches" in result.stdout
 

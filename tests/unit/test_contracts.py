@@ -10,7 +10,7 @@ from shared.envelope import SCHEMA_VERSIONS
 
 def test_committed_contracts_match_the_models() -> None:
     drift = contracts.check()
-    assert drift == [], f"schemas/ is out of date ({drift}); run `.venv/bin/dmp contracts write`"
+    assert drift == [], f"schemas/ is out of date ({drift}); run `.venv/bin/dmp admin contracts write`"
 
 
 def test_drift_is_detected(tmp_path) -> None:

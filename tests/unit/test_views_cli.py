@@ -1,4 +1,4 @@
-"""`dmp views`: what `rebuild` says and which exit code it gives, without a broker or store."""
+"""`dmp admin views`: what `rebuild` says and which exit code it gives, without a broker or store."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class FakeRebuild:
 @pytest.fixture
 def rebuilt(monkeypatch: pytest.MonkeyPatch) -> FakeRebuild:
     fake = FakeRebuild()
-    monkeypatch.setattr(cli.views, "rebuild", fake)
+    monkeypatch.setattr("services.aggregate.rebuild.rebuild", fake)
     return fake
 
 
@@ -58,7 +58,7 @@ def test_rebuild_with_swap_exits_0_and_names_the_new_generation(rebuilt: FakeReb
     rebuilt.report = report([Difference("seizures", "k", "only_rebuilt")], swapped=True)
     result = runner.invoke(cli.views.views_app, ["rebuild", "--swap"])
     assert result.exit_code == 0, result.output
-    assert "generation 1 is live" in result.output and "dmp views drop 0" in result.output
+    assert "generation 1 is live" in result.output and "dmp admin views drop 0" in result.output
     assert rebuilt.calls[0]["swap"] is True
 
 

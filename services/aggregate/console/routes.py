@@ -31,7 +31,7 @@ router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 
 
 class SignIn(BaseModel):
-    key: str = Field(description="An API key made with `dmp keys create`.")
+    key: str = Field(description="An API key made with `dmp admin keys create`.")
 
 
 class Who(BaseModel):
