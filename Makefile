@@ -6,19 +6,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test test-fast test-unit test-kafka-3.9 lint typecheck bench docs clean
+.PHONY: help up down status test test-fast test-unit test-kafka-3.9 lint typecheck bench docs clean lock
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9.-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-venv: $(STAMP) ## create the virtualenv and install dependencies
+venv: $(STAMP) ## create the virtualenv and install the locked dependencies
+
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links --no-emit-index-url
+lock: $(STAMP) ## pin every dependency again from pyproject.toml (requirements.lock; requirements-server.lock for images)
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) --upgrade --extra server --extra dev -o requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) --extra server -c requirements.lock -o requirements-server.lock pyproject.toml
 
 up: $(STAMP) ## start broker, store and the three services in the background (idempotent)
 	$(PY) -m infra.stack up
