@@ -23,9 +23,9 @@ from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
 
 from infra import store
+from services.aggregate.apply import apply_records
 from services.aggregate.listing import Selection, list_submissions
-from services.aggregate.repository import MongoRepository
-from services.aggregate.worker import apply_records
+from services.aggregate.mongo_repository import MongoRepository
 from shared.store import Document
 from shared.topics import Topics
 

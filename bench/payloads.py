@@ -96,9 +96,9 @@ async def projected(records: list[Record], topics: Topics, primer: int,
     those the first `primer` records leave, and those the rest add or change (each once, as it ends up)."""
     from aiokafka.partitioner import DefaultPartitioner
 
+    from services.aggregate.apply import apply_batch
     from services.aggregate.events import to_event
-    from services.aggregate.repository import InMemoryRepository
-    from services.aggregate.worker import apply_batch
+    from services.aggregate.memory_repository import InMemoryRepository
 
     partitioner = DefaultPartitioner()
     every = list(range(partitions))

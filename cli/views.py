@@ -116,7 +116,7 @@ def rebuild_command(
 def status_command() -> None:
     """The live generation, its consumer group and how far it has processed each partition."""
     from services.aggregate.generation import GenerationMeta, group_for
-    from services.aggregate.repository import MongoRepository
+    from services.aggregate.mongo_repository import MongoRepository
     from services.aggregate.settings import AggregateSettings
 
     async def action(settings: AggregateSettings, client: AsyncMongoClient[Document],

@@ -64,12 +64,7 @@ async def submission_status(submission_id: str, request: Request) -> Response:
     # The most frequent read (every client polls it), so it skips FastAPI's dependency solving and its
     # second validation of the returned model: authorised and answered here, as the two would have.
     reader = await authorise(request, STATUS_READERS)
-    # A submission's status is mostly asked for soon after it was sent, when the worker that wrote its
-    # record still keeps it: answered from there, the read costs the store nothing.
-    live = request.app.state.live
-    record = live.kept_submission(submission_id) if live is not None else None
-    if record is None:
-        record = await (await get_repository(request)).get_submission(submission_id)
+    record = await (await get_repository(request)).get_submission(submission_id)
     if record is not None and reader.role == "officer" and record.get("submitted_by") != reader.key_id:
         record = None
     if record is None:

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from services.aggregate.mongo_repository import MongoRepository
 from services.aggregate.projection import merge_shards, shard_key
-from services.aggregate.repository import VIEWS, MongoRepository
+from services.aggregate.repository import VIEWS
 from shared.store import Document, find_by_id
 
 PAGE = 1000

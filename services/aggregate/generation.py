@@ -24,7 +24,7 @@ import re
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from services.aggregate.repository import MongoRepository
+from services.aggregate.mongo_repository import MongoRepository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import AggregateWorker
 from shared.audit import AuditLog
@@ -131,11 +131,6 @@ class LiveAggregate:
 
     def assigned(self) -> bool:
         return self.worker is not None and self.worker.assigned()
-
-    def kept_submission(self, submission_id: str) -> Document | None:
-        """The submission record as this process's worker last read or wrote it, while the worker owns
-        partitions (it forgets all it keeps when they change); None: ask the store."""
-        return self.worker.documents.kept_submission(submission_id) if self.assigned() and self.worker else None
 
     async def broker_ok(self) -> bool:
         return self.worker is not None and await self.worker.broker_ok()

@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
+from services.aggregate.apply import apply_records
 from services.aggregate.compare import Difference, Pace, compare
 from services.aggregate.generation import GenerationMeta, group_for
-from services.aggregate.repository import MongoRepository, Repository
+from services.aggregate.mongo_repository import MongoRepository
+from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.worker import apply_records, make_consumer
+from services.aggregate.worker import make_consumer
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import ensure_topics
 from shared.store import Document

@@ -15,38 +15,21 @@ exactly one writer (the store has no transactions or locks), so:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
-from services.aggregate.events import to_event
-from services.aggregate.projection import OWN_BUCKET_VIEWS, Delta, Event, apply_delta, project
-from services.aggregate.repository import Repository, ViewKey, WriterCache, Writes
+from services.aggregate.apply import apply_records
+from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
-from shared.audit import Action, AuditLog
-from shared.audit import entry as audit_entry
-from shared.envelope import utcnow
+from services.aggregate.writer_cache import WriterCache
+from shared.audit import AuditLog
 from shared.kafka import ensure_topics
 from shared.service import FatalHandler
-from shared.store import Document, all_of, both
-from shared.topics import Topics
 from shared.worker import Batch, BatchWorker, last_offsets
 
-STORE_WRITE_SECONDS = Histogram("dmp_store_write_seconds", "Time to write one batch's documents", ["collection"])
-STORE_READ_SECONDS = Histogram("dmp_store_read_seconds", "Time to load one batch's documents not kept in memory: "
-                               "submissions = the records, and with them the views their validated events are "
-                               "expected to change; views = the others",
-                               ["collection"])
 COMMIT_SECONDS = Histogram("dmp_aggregate_commit_seconds", "Time to commit one batch's offsets to the broker")
-VIEW_UPDATES = Counter("dmp_aggregate_view_updates_total", "View documents written", ["view"])
-
-EARLY_VIEW_READS = 100
-"""Batches up to this size read the views their validated events are expected to change together with the
-records: mostly those of the event's own version, known before its record is read (the rest are read after).
-That saves a round trip, which a small batch feels; a larger one spends more projecting twice than it saves."""
-Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
 def make_consumer(settings: AggregateSettings, group_id: str, listener: ConsumerRebalanceListener | None = None,
@@ -121,128 +104,3 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker.documents.forget()
         self.worker.owned.update(assigned)
         self.worker.assignments.append(frozenset(assigned))
-
-
-async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None) -> None:
-    """Apply one batch of records (in partition order), recording, together with the submission records, how
-    far each partition got and, with an `audit` log, who submitted what.
-
-    The batch's listing entries are written meanwhile, and always before its progress: the listing reads
-    progress as the end of what it may page through (listing.py)."""
-    events: list[Event] = []
-    entries: list[Document] = []
-    for tp, records in batch.items():
-        for r in records:
-            event = to_event(tp.topic, tp.partition, r.offset, r.value, topics)
-            if event is not None:
-                events.append(event)
-                if event.kind == "received":
-                    entries.append(listing_entry(tp.partition, event))
-    listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries)))
-
-    def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
-        progress = _after(listed, lambda: repository.save_progress(progress_documents(batch, topics)))
-        writes: list[Awaitable[None]] = [_timed("progress", progress)]
-        if audit is not None:
-            writes.append(_timed("audit", audit.record(submission_audit(touched, events))))
-        return writes
-
-    try:
-        await apply_batch(repository, events, alongside_records=bookkeeping)
-    finally:
-        await listed
-
-
-def listing_entry(partition: int, event: Event) -> Document:
-    """A received event's listing entry: `_id` `<partition>:<offset>` of the received topic."""
-    return {"_id": f"{partition}:{event.seq}", "id": event.id, "received_at": event.received_at,
-            "submitted_by": event.submitted_by}
-
-
-async def _after(first: Awaitable[None], then: Callable[[], Awaitable[None]]) -> None:
-    await first
-    await then()
-
-
-async def _timed(collection: str, write: Awaitable[None]) -> None:
-    with STORE_WRITE_SECONDS.labels(collection).time():
-        await write
-
-
-def progress_documents(batch: Records, topics: Topics) -> list[Document]:
-    """One document per topic partition in `batch`: `_id` `<kind>#<partition>`, the next offset to process."""
-    kinds = dict(zip(topics.all(), ("received", "validated", "rejected"), strict=True))
-    at = utcnow().isoformat()
-    return [{"_id": f"{kinds[tp.topic]}#{tp.partition}", "kind": kinds[tp.topic], "topic": tp.topic,
-             "partition": tp.partition, "next_offset": records[-1].offset + 1, "at": at}
-            for tp, records in batch.items() if records and tp.topic in kinds]
-
-
-async def apply_batch(repository: Writes, events: list[Event], alongside_records: Callable[
-        [dict[str, Document]], list[Awaitable[None]]] | None = None) -> dict[str, Document]:
-    """Project `events` (in partition order) onto the stored records and views, idempotently.
-
-    Returns the submission records the batch touched, as saved. `alongside_records(touched)`: writes made
-    together with the records' (after the views', which every write that says the batch is done must follow).
-    """
-    expected: set[ViewKey] = set()
-    if len(events) <= EARLY_VIEW_READS:
-        expected = {(d.view, d.key) for e in events if e.kind == "validated"
-                    for d in project(None, e)[1] if d.view not in OWN_BUCKET_VIEWS}
-    with STORE_READ_SECONDS.labels("submissions").time():
-        records, views = await both(repository.load_submissions({e.id for e in events}),
-                                    repository.load_views(expected))
-    stored = set(records)
-    touched: dict[str, Document] = {}
-    deltas: list[Delta] = []
-    for event in events:
-        record, caused = project(records.get(event.id), event)
-        records[event.id] = touched[event.id] = record
-        deltas += caused
-    # A submission without a stored record has had no batch committed (its record is written before the
-    # offsets), so all its events are in this batch or later ones, and the documents only it writes are
-    # rebuilt from them: they need no read. Any left by a failed attempt are replaced (save_* `new`).
-    unread = {(d.view, d.key) for d in deltas if d.view in OWN_BUCKET_VIEWS and d.dims.get("bucket") not in stored}
-    with STORE_READ_SECONDS.labels("views").time():
-        views.update(await repository.load_views({(d.view, d.key) for d in deltas} - unread - expected))
-    views_stored = set(views)
-    changed: dict[ViewKey, Document] = {}
-    for delta in deltas:
-        key = (delta.view, delta.key)
-        doc = apply_delta(views.get(key), delta)
-        if doc is not None:
-            views[key] = changed[key] = doc
-    if changed:
-        with STORE_WRITE_SECONDS.labels("views").time():
-            await repository.save_views(changed, changed.keys() - views_stored)
-        for view, _ in changed:
-            VIEW_UPDATES.labels(view).inc()
-    writes = alongside_records(touched) if alongside_records is not None else []
-    if touched:
-        writes.append(_timed("submissions", repository.save_submissions(touched.values(), touched.keys() - stored)))
-    await all_of(*writes)
-    return touched
-
-
-def submission_audit(records: dict[str, Document], events: list[Event]) -> list[Document]:
-    """An audit entry per received version: submitted (first), amended (new data), resubmitted (same data) or
-    withdrawn (by its withdrawer)."""
-    entries = []
-    for event in events:
-        if event.kind != "received" or event.id not in records:
-            continue
-        history = records[event.id]["history"]
-        index = next((i for i, h in enumerate(history) if h["seq"] == event.seq), None)
-        if index is None:
-            continue
-        version = history[index]["version"]
-        if event.withdrawal is not None:
-            entries.append(audit_entry(f"{event.id}:{event.seq}", event.received_at,
-                                       event.withdrawal["withdrawn_by"], "withdrawn", event.id, type=event.type,
-                                       version=version, reason=event.withdrawal["reason"]))
-            continue
-        action: Action = ("submitted" if index == 0 else
-                          "amended" if history[index - 1]["version"] != version else "resubmitted")
-        entries.append(audit_entry(f"{event.id}:{event.seq}", event.received_at, event.submitted_by, action,
-                                   event.id, type=event.type, version=version))
-    return entries

@@ -9,8 +9,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.aggregate.generation import GenerationMeta, LiveAggregate, RebuildRunning
+from services.aggregate.mongo_repository import MongoRepository
 from services.aggregate.rebuild import drop_generation, rebuild
-from services.aggregate.repository import MongoRepository
 from shared.store import Document
 from tests.conftest import Infra
 from tests.integration.test_aggregate_scale_out import (

@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 from pymongo import AsyncMongoClient
 
-from services.aggregate.repository import VIEWS, MongoRepository, Repository, ViewKey
+from services.aggregate.mongo_repository import MongoRepository
+from services.aggregate.repository import VIEWS, Repository, ViewKey
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import AggregateWorker
 from shared.envelope import (

@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from services.aggregate.app import create_app
-from services.aggregate.repository import InMemoryRepository, MongoRepository, Repository
+from services.aggregate.apply import apply_batch
+from services.aggregate.memory_repository import InMemoryRepository
+from services.aggregate.mongo_repository import MongoRepository
+from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.worker import apply_batch
 from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.audit import entry as audit_entry
 from shared.auth import InMemoryKeyStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from services.aggregate.generation import GenerationMeta
-from services.aggregate.repository import MongoRepository
+from services.aggregate.mongo_repository import MongoRepository
 from shared.records import InMemorySubmissionRecords, MongoSubmissionRecords, Submitted
 from shared.store import connect
 from tests.conftest import Infra

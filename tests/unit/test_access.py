@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from services.aggregate.app import create_app as create_aggregate
-from services.aggregate.repository import InMemoryRepository
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings

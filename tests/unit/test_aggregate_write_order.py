@@ -11,8 +11,9 @@ import pytest
 from aiokafka import TopicPartition
 
 from bench.payloads import envelopes, received, validated
-from services.aggregate.repository import InMemoryRepository, ViewKey
-from services.aggregate.worker import apply_records
+from services.aggregate.apply import apply_records
+from services.aggregate.memory_repository import InMemoryRepository
+from services.aggregate.repository import ViewKey
 from shared.audit import InMemoryAuditLog
 from shared.store import Document
 from shared.topics import Topics

@@ -9,7 +9,7 @@ import pytest
 
 from services.aggregate import listing
 from services.aggregate.listing import Selection, list_submissions
-from services.aggregate.repository import InMemoryRepository
+from services.aggregate.memory_repository import InMemoryRepository
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 

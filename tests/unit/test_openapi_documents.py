@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.aggregate.app import create_app as create_aggregate
-from services.aggregate.repository import InMemoryRepository
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings

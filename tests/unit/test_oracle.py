@@ -26,9 +26,11 @@ from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.aggregate.apply import apply_records
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.projection import DIMENSIONS, SPARSE, contributions
-from services.aggregate.repository import VIEWS, InMemoryRepository, ViewKey, WriterCache, Writes
-from services.aggregate.worker import apply_records
+from services.aggregate.repository import VIEWS, ViewKey, Writes
+from services.aggregate.writer_cache import WriterCache
 from shared.envelope import (
     ErrorDetail,
     Provenance,

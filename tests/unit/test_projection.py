@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from services.aggregate.apply import apply_batch
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.projection import Event
-from services.aggregate.repository import InMemoryRepository
-from services.aggregate.worker import apply_batch
 from shared.envelope import content_hash
 from tests.factories import seizure_data
 from tests.unit.test_views_projection import shown

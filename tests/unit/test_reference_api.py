@@ -13,7 +13,7 @@ import pycountry
 import pytest
 
 from services.aggregate.app import create_app
-from services.aggregate.repository import InMemoryRepository
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
 from shared.auth import InMemoryKeyStore
 from tests.keys import add_key, bearer

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from services.aggregate.app import create_app
-from services.aggregate.repository import InMemoryRepository
+from services.aggregate.apply import apply_batch
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.worker import apply_batch
 from shared.audit import InMemoryAuditLog
 from shared.auth import InMemoryKeyStore
 from tests.keys import add_key, bearer
@@ -369,29 +369,3 @@ async def test_a_status_is_answered_byte_for_byte_as_fastapi_renders_its_declare
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/json"
             assert response.content == JSONResponse(jsonable_encoder(status_of(stored))).body
-
-
-async def test_a_status_is_answered_from_the_record_the_worker_keeps_else_from_the_store() -> None:
-    repository = InMemoryRepository()
-    await apply_batch(repository, events())
-    stored = repository.submissions["s0"]
-    kept = {**stored, "status": "rejected"}  # as the worker wrote it last: what the answer must show
-
-    class Live:
-        def __init__(self) -> None:
-            self.repository = repository
-            self.asked: list[str] = []
-
-        def kept_submission(self, submission_id: str) -> dict[str, Any] | None:
-            self.asked.append(submission_id)
-            return kept if submission_id == "s0" else None
-
-    keys = InMemoryKeyStore()
-    app = create_app(AggregateSettings(), repository=repository, keys=keys)
-    app.state.live = live = Live()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aggregate",
-                                 headers=bearer(add_key(keys, "analyst"))) as client:
-        assert (await client.get("/v1/submissions/s0")).json()["status"] == "rejected"
-        assert (await client.get("/v1/submissions/s1")).json()["status"] == stored["status"] == "validated"
-        assert (await client.get("/v1/submissions/nope")).status_code == 404
-    assert live.asked == ["s0", "s1", "nope"]

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.aggregate.app import create_app
+from services.aggregate.apply import apply_batch
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.projection import Event
-from services.aggregate.repository import InMemoryRepository
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.worker import apply_batch
 from shared.auth import InMemoryKeyStore
 from shared.envelope import content_hash
 from tests.keys import add_key, bearer

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from services.aggregate.apply import apply_batch
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.projection import Event, contributions, merge_shards
 from services.aggregate.report import price_row, repeats_among, training_rows, treatment_summary
-from services.aggregate.repository import InMemoryRepository
-from services.aggregate.worker import apply_batch
 from shared.envelope import content_hash
 from shared.store import Document
 

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
+from services.aggregate.apply import apply_batch, submission_audit
 from services.aggregate.events import to_event
+from services.aggregate.memory_repository import InMemoryRepository
 from services.aggregate.projection import Event
-from services.aggregate.repository import InMemoryRepository
-from services.aggregate.worker import apply_batch, submission_audit
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from services.validate.decision import decide

@@ -7,7 +7,9 @@ from collections.abc import Set as AbstractSet
 
 import pytest
 
-from services.aggregate.repository import InMemoryRepository, ViewKey, WriterCache
+from services.aggregate.memory_repository import InMemoryRepository
+from services.aggregate.repository import ViewKey
+from services.aggregate.writer_cache import WriterCache
 from shared.store import Document
 
 
@@ -69,30 +71,3 @@ async def test_it_keeps_at_most_its_limit_least_recently_used_first_out() -> Non
     await cache.save_submissions([{"_id": i} for i in ("a", "b", "c")])
     await cache.load_submissions(["a", "b", "c"])
     assert repo.reads == ["a"]
-
-
-async def test_a_kept_record_is_what_was_stored_and_goes_when_the_cache_forgets() -> None:
-    """The status route answers from `kept_submission`: it must hold only what the store holds."""
-
-    class FailingRecords(CountingRepository):
-        async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
-            if self.fail_writes:
-                raise ConnectionError("store gone")
-            await super().save_submissions(docs, new)
-
-    repo = FailingRecords()
-    cache = WriterCache(repo)
-    await repo.save_submissions([{"_id": "read", "v": 1}])
-    assert cache.kept_submission("read") is None  # never read or written through the cache
-    await cache.load_submissions(["read"])
-    await cache.save_submissions([{"_id": "written", "v": 1}])
-    assert cache.kept_submission("read") == {"_id": "read", "v": 1}
-    assert cache.kept_submission("written") == {"_id": "written", "v": 1}
-    repo.fail_writes = True
-    with pytest.raises(ConnectionError):
-        await cache.save_submissions([{"_id": "written", "v": 2}])
-    assert cache.kept_submission("written") is None and cache.kept_submission("read") is None
-    repo.fail_writes = False
-    await cache.save_submissions([{"_id": "written", "v": 3}])
-    cache.forget()
-    assert cache.kept_submission("written") is None
