@@ -279,7 +279,7 @@ def _sanitise(value: Any, path: list[str | int], problems: list[ErrorDetail]) ->
             problems.append(ErrorDetail(loc=path, type="number_too_large", msg="does not fit in 64 bits"))
         return value
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")) or abs(value) >= 2.0**63:
+        if not -FLOAT_LIMIT < value < FLOAT_LIMIT:  # False for inf and nan too
             problems.append(ErrorDetail(loc=path, type="number_too_large",
                                         msg="must be a finite number that fits in 64 bits"))
         return value
@@ -289,7 +289,7 @@ def _sanitise(value: Any, path: list[str | int], problems: list[ErrorDetail]) ->
         result = {}
         for key, item in value.items():
             name = _text(key, [*path, key], problems)
-            if name.startswith("$") or "." in name or not name:
+            if not name or name[0] == "$" or "." in name:
                 problems.append(ErrorDetail(loc=[*path, key], type="invalid_key",
                                             msg="field names must not be empty, start with '$' or contain '.'"))
             result[name] = _sanitise(item, [*path, name], problems)
