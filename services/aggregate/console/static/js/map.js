@@ -3,7 +3,7 @@
 import { allItems, api } from './api.js';
 import { el, clear, $, say, table, number } from './dom.js';
 import { fillList } from './reference.js';
-import { shell } from './shell.js';
+import { filteredPage } from './shell.js';
 
 const SHADES = ['#f1f5f9', '#c6dbef', '#9ecae1', '#6baed6', '#3182bd', '#08519c'];
 let outlines;
@@ -57,41 +57,32 @@ async function load() {
   const { drug, year, route } = filters;
   const period = year ? { from: `${year}-01-01`, to: `${year}-12-31` } : {};
   say('Loading…');
-  try {
-    const [rows, { points, more }] = await Promise.all([
-      allItems('/v1/views/seizures', { drug, year }),
-      features({ drug, route, ...period }),
-    ]);
-    outlines ??= await (await fetch('assets/countries.json')).json();
-    const { unit, byCountry } = totals(rows);
-    const max = Math.max(0, ...Object.values(byCountry));
-    const svg = el('svg:svg', { viewBox: frame(points), class: 'map', role: 'img',
-      'aria-label': `Map of ${points.length} seizures with coordinates; countries shaded by quantity seized` },
-    el('svg:g', {}, outlines.countries.map((c) => el('svg:path', { class: 'country', d: ringPath(c.rings),
-      fill: shade(byCountry[c.iso3], max), 'data-iso3': c.iso3 ?? '' },
-    el('svg:title', {}, `${c.name}: ${number(byCountry[c.iso3] ?? 0)} ${unit}`)))),
-    el('svg:g', {}, points.map((f) => el('svg:circle', { class: 'seizure-point', r: 0.6,
-      cx: f.geometry.coordinates[0], cy: -f.geometry.coordinates[1] },
-    el('svg:title', {}, `${f.properties.place}, ${f.properties.country} — ${f.properties.drug} ${number(f.properties.quantity)} ${f.properties.unit} (${f.properties.seized_on})`)))));
-    clear($('#map')).append(svg);
-    clear($('#legend')).append(`Quantity seized (${unit}): `,
-      ...SHADES.map((colour, i) => el('span', {}, el('span', { class: `swatch shade-${i}`, 'data-colour': colour }), ' ',
-        i === 0 ? 'none' : `≤ ${number((max * i) / (SHADES.length - 1))}`)));
-    $('#legend').querySelectorAll('.swatch').forEach((s) => { s.style.background = s.dataset.colour; });
-    clear($('#points')).append(table(`${points.length} seizures with coordinates`, [
-      ['seized_on', 'Seized on'], ['country', 'Country'], ['place', 'Place'], ['drug', 'Drug'],
-      ['quantity', 'Quantity', (v) => number(v)], ['unit', 'Unit'], ['route', 'Route'], ['lat', 'Latitude'], ['lon', 'Longitude']],
-    points.map((f) => ({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] })), { id: 'map-points' }));
-    say(`${points.length} seizures with coordinates${more ? ' (the first ones: narrow the filters to see the rest)' : ''}; `
-      + `${Object.keys(byCountry).length} countries with seizures.`);
-  } catch (error) {
-    say(error.message, 'error');
-  }
+  const [rows, { points, more }] = await Promise.all([
+    allItems('/v1/views/seizures', { drug, year }),
+    features({ drug, route, ...period }),
+  ]);
+  outlines ??= await (await fetch('assets/countries.json')).json();
+  const { unit, byCountry } = totals(rows);
+  const max = Math.max(0, ...Object.values(byCountry));
+  const svg = el('svg:svg', { viewBox: frame(points), class: 'map', role: 'img',
+    'aria-label': `Map of ${points.length} seizures with coordinates; countries shaded by quantity seized` },
+  el('svg:g', {}, outlines.countries.map((c) => el('svg:path', { class: 'country', d: ringPath(c.rings),
+    fill: shade(byCountry[c.iso3], max), 'data-iso3': c.iso3 ?? '' },
+  el('svg:title', {}, `${c.name}: ${number(byCountry[c.iso3] ?? 0)} ${unit}`)))),
+  el('svg:g', {}, points.map((f) => el('svg:circle', { class: 'seizure-point', r: 0.6,
+    cx: f.geometry.coordinates[0], cy: -f.geometry.coordinates[1] },
+  el('svg:title', {}, `${f.properties.place}, ${f.properties.country} — ${f.properties.drug} ${number(f.properties.quantity)} ${f.properties.unit} (${f.properties.seized_on})`)))));
+  clear($('#map')).append(svg);
+  clear($('#legend')).append(`Quantity seized (${unit}): `,
+    ...SHADES.map((colour, i) => el('span', {}, el('span', { class: `swatch shade-${i}`, 'data-colour': colour }), ' ',
+      i === 0 ? 'none' : `≤ ${number((max * i) / (SHADES.length - 1))}`)));
+  $('#legend').querySelectorAll('.swatch').forEach((s) => { s.style.background = s.dataset.colour; });
+  clear($('#points')).append(table(`${points.length} seizures with coordinates`, [
+    ['seized_on', 'Seized on'], ['country', 'Country'], ['place', 'Place'], ['drug', 'Drug'],
+    ['quantity', 'Quantity', (v) => number(v)], ['unit', 'Unit'], ['route', 'Route'], ['lat', 'Latitude'], ['lon', 'Longitude']],
+  points.map((f) => ({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] })), { id: 'map-points' }));
+  say(`${points.length} seizures with coordinates${more ? ' (the first ones: narrow the filters to see the rest)' : ''}; `
+    + `${Object.keys(byCountry).length} countries with seizures.`);
 }
 
-$('#filters').addEventListener('submit', (event) => { event.preventDefault(); load(); });
-shell(['analyst']).then((who) => {
-  if (!who) return;
-  fillList($('#drugs'), 'drugs');
-  load();
-});
+filteredPage(['analyst'], load, () => fillList($('#drugs'), 'drugs'));

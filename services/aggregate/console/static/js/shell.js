@@ -1,6 +1,6 @@
 // The frame of every page: who is signed in, what the key's role may open, signing out.
 import { api, ApiError } from './api.js';
-import { el, clear } from './dom.js';
+import { el, clear, $, say } from './dom.js';
 
 export const PAGES = [
   ['submit.html', 'Submit', ['officer']],
@@ -55,4 +55,21 @@ async function signOut() {
   await api('/console/session', { method: 'DELETE' });
   sessionStorage.clear(); // what this tab sent, kept to pre-fill amendments
   location.assign('./');
+}
+
+// An analyst page: `load` runs once the page is open to the reader (after `prepare` has filled the
+// filters), again whenever the filters are sent, and says what went wrong instead of failing quietly.
+export async function filteredPage(roles, load, prepare = () => {}) {
+  const run = async () => {
+    try {
+      await load();
+    } catch (error) {
+      say(error.message, 'error');
+    }
+  };
+  $('#filters').addEventListener('submit', (event) => { event.preventDefault(); run(); });
+  const who = await shell(roles);
+  if (!who) return;
+  prepare(who);
+  await run();
 }
