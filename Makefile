@@ -51,7 +51,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP) ## mypy, strict
-	$(VENV)/bin/mypy shared services infra cli bench
+	$(VENV)/bin/mypy shared services infra cli bench tests
 
 bench: $(STAMP) ## the benchmark; prints a table and writes var/bench/latest.json
 	$(PY) -m bench

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from shared.roles import Role
 from tests.browser.conftest import LOCAL_HOSTS, ConsoleStack, Recorder, assert_accessible, screenshot, sign_in
 from tests.conftest import eventually
 from tests.keys import bearer
@@ -18,7 +20,7 @@ PAGES = ["submit.html", "mine.html", "map.html", "trends.html", "factsheet.html"
 def test_a_scoped_officer_never_sees_another_countrys_data(page: Page, console_stack: ConsoleStack,
                                                             axe_source: str) -> None:
     place = f"Osh market {uuid.uuid4().hex[:6]}"
-    other = {"id": str(uuid.uuid4()), "type": "seizure", "schema_version": 2, "data": {
+    other: dict[str, Any] = {"id": str(uuid.uuid4()), "type": "seizure", "schema_version": 2, "data": {
         "seized_on": "2025-06-01", "country": "KGZ", "place": place, "drug": "heroin", "quantity": 2, "unit": "kg",
         "transport": "land", "route": "northern", "coordinates": {"lat": 40.53, "lon": 72.8}}}
     response = httpx.post(f"{console_stack.url('ingest')}/v1/submissions", json=other,
@@ -50,7 +52,8 @@ def test_a_scoped_officer_never_sees_another_countrys_data(page: Page, console_s
 
 def test_no_page_asks_another_machine_for_anything(chromium: Browser, console_stack: ConsoleStack,
                                                    axe_source: str) -> None:
-    for role, width, height in (("analyst", 1280, 800), ("officer", 390, 844), ("admin", 390, 844)):
+    viewports: list[tuple[Role, int, int]] = [("analyst", 1280, 800), ("officer", 390, 844), ("admin", 390, 844)]
+    for role, width, height in viewports:
         recorder = Recorder()
         context = chromium.new_context(viewport={"width": width, "height": height})
         context.route("**/*", recorder.route)

@@ -77,7 +77,7 @@ def test_no_personal_data_in_the_service_logs(stack: Stack) -> None:
     from tests.factories import participant_submission_data, training_submission_data
 
     person = participant_submission_data(national_id="LOGCHECK-99120", full_name="Farrukh Logcheckov")
-    body = {"id": "0b8a7e52-2c4e-4d43-9a43-0c6f1f1b7a10", "type": "training", "schema_version": 1,
+    body: dict[str, Any] = {"id": "0b8a7e52-2c4e-4d43-9a43-0c6f1f1b7a10", "type": "training", "schema_version": 1,
             "data": training_submission_data(participant=person)}
     assert httpx.post(f"{stack.url('ingest')}/v1/submissions", json=body, headers=stack.officer,
                       timeout=10).status_code == 202

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
@@ -33,7 +34,7 @@ def test_view_is_exact_after_aggregate_is_killed_mid_stream(stack: Stack) -> Non
 
     ingest = stack.url("ingest")
     with httpx.Client(timeout=15, headers=stack.officer) as client:
-        def post(body: dict) -> int:
+        def post(body: dict[str, Any]) -> int:
             return client.post(f"{ingest}/v1/submissions", json=body).status_code
 
         with ThreadPoolExecutor(8) as pool:

@@ -146,8 +146,9 @@ def test_training_pseudonym_is_stable_and_identity_is_never_stored_or_published(
 def httpx_get_json(stack: Stack, name: str, **params: Any) -> dict[str, Any]:
     import httpx
 
-    return httpx.get(f"{stack.url('aggregate')}/v1/views/{name}", params=params, headers=stack.analyst,
-                     timeout=10).json()
+    body: dict[str, Any] = httpx.get(f"{stack.url('aggregate')}/v1/views/{name}", params=params,
+                                     headers=stack.analyst, timeout=10).json()
+    return body
 
 
 def read_topics(stack: Stack) -> list[tuple[str, bytes]]:

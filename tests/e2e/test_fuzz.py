@@ -5,6 +5,8 @@ refusing a request without one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 import schemathesis
@@ -12,11 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Err
 from schemathesis.schemas import APIOperation
 
 from tests.conftest import Stack
 
 EXAMPLES_PER_OPERATION = 30
+
+Operation = APIOperation[Any, Any, Any, Any]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,8 @@ def fuzz(schema: schemathesis.BaseSchema, headers: dict[str, str]) -> tuple[int,
     sent = 0
     failures: dict[str, str] = {}
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
@@ -46,14 +53,14 @@ def fuzz(schema: schemathesis.BaseSchema, headers: dict[str, str]) -> tuple[int,
     return sent, sorted(failures.values())
 
 
-def send(operation: APIOperation, mode: GenerationMode, headers: dict[str, str], failures: dict[str, str]) -> int:
+def send(operation: Operation, mode: GenerationMode, headers: dict[str, str], failures: dict[str, str]) -> int:
     """Send `operation` EXAMPLES_PER_OPERATION requests of `mode`; add each new failure to `failures`."""
     sent = 0
 
     @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[Operation]) -> None:
         nonlocal sent
         sent += 1
         try:

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tests.conftest import Stack, eventually
@@ -127,7 +128,7 @@ def test_the_readme_first_submission_works_as_written(stack: Stack) -> None:
             assert status == 0, f"{step.text}\nexited {status}: {output}"
             expected = shown_json(step)
             if step.reads:
-                output = eventually(lambda c=command, e=expected: settled(shell, c, e), timeout=60,
+                output = eventually(partial(settled, shell, command, expected), timeout=60,
                                     what=f"the answer the README shows to {step.text}")
             if expected is not None:
                 assert json.loads(output) == expected, f"{step.text}\nprinted {output}"

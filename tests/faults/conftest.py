@@ -225,11 +225,13 @@ def fault_stack(fault_infra: FaultInfra) -> Iterator[FaultStack]:
 
 
 def wait_ready(stack: FaultStack, name: str, timeout: float, what: str) -> dict[str, Any]:
-    return eventually(lambda: (r := stack.ready(name))[0] == 200 and r[1], timeout=timeout, interval=0.5, what=what)
+    return eventually(lambda: r[1] if (r := stack.ready(name))[0] == 200 else None,
+                      timeout=timeout, interval=0.5, what=what)
 
 
 def wait_not_ready(stack: FaultStack, name: str, failing: str, timeout: float, what: str) -> dict[str, Any]:
-    return eventually(lambda: (r := stack.ready(name))[0] == 503 and failing in r[1].get("failing", []) and r[1],
+    return eventually(lambda: r[1] if (r := stack.ready(name))[0] == 503 and failing in r[1].get("failing", [])
+                      else None,
                       timeout=timeout, interval=0.5, what=what)
 
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -93,8 +94,8 @@ def topics_of(stack: FaultStack) -> Topics:
     return Topics.under(stack.namespace)
 
 
-def describe(bootstrap: str, topics: list[str]) -> list[dict]:
-    async def run() -> list[dict]:
+def describe(bootstrap: str, topics: list[str]) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         await admin.start()
         try:
@@ -200,7 +201,7 @@ def verify_phase(stack: FaultStack, load: Load, label: str) -> None:
                    what=f"{label}: every acknowledged submission of every type decided at its latest version")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; {len(wrong)} not: {wrong[:5]}") from None
-    last = eventually(lambda: (d := decisions(stack, load)).undecided == 0 and d, timeout=60, interval=2.0,
+    last = eventually(lambda: d if (d := decisions(stack, load)).undecided == 0 else None, timeout=60, interval=2.0,
                       what=f"{label}: a decision for every received event")
     kinds = Counter(load.latest[sid]["type"] for sid in load.acked)
     amended = sum(1 for n in load.versions.values() if n > 1)

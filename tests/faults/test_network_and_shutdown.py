@@ -123,13 +123,16 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_in_time(
     with httpx.Client(headers=stack.officer, timeout=15) as client:
         for body in bodies:  # what got 503 is resent, as a client would
             if answers[body["id"]] != 202:
-                eventually(lambda b=body: client.post(f"{stack.url('ingest')}/v1/submissions",
-                                                       json=b).status_code == 202, timeout=60, interval=0.5,
-                           what="a resent submission acknowledged")
+                def resent(b: dict[str, Any] = body) -> bool:
+                    return client.post(f"{stack.url('ingest')}/v1/submissions", json=b).status_code == 202
+
+                eventually(resent, timeout=60, interval=0.5, what="a resent submission acknowledged")
         for body in bodies:
-            eventually(lambda b=body: client.get(f"{stack.url('aggregate')}/v1/submissions/{b['id']}",
-                                                 headers=stack.analyst).status_code == 200,
-                       timeout=60, interval=0.5, what="each submission in the views")
+            def in_views(b: dict[str, Any] = body) -> bool:
+                return client.get(f"{stack.url('aggregate')}/v1/submissions/{b['id']}",
+                                  headers=stack.analyst).status_code == 200
+
+            eventually(in_views, timeout=60, interval=0.5, what="each submission in the views")
 
 
 def test_sigterm_drains_the_consumers_under_load_and_loses_nothing(fault_stack: FaultStack) -> None:

@@ -43,7 +43,8 @@ async def publisher(request: pytest.FixtureRequest, infra: Infra) -> AsyncIterat
         await kafka.stop()
 
 
-async def published(publisher: Publisher, infra: Infra, topic: str, count: int) -> list[tuple[str, bytes, list]]:
+async def published(publisher: Publisher, infra: Infra, topic: str,
+                    count: int) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
     if isinstance(publisher, InMemoryPublisher):
         return [(r.key, r.value, r.headers) for r in publisher.records if r.topic == topic]
     return await read_back(infra, topic, count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -35,7 +36,7 @@ async def committed(infra: Infra, topics: list[str], expected: int,
         await consumer.stop()
 
 
-async def decisions(infra: Infra, topics: list[str], expected: int) -> list[dict]:
+async def decisions(infra: Infra, topics: list[str], expected: int) -> list[dict[str, Any]]:
     """Every committed event on `topics`, decoded, with the topic it is on as `_topic`."""
     return [orjson.loads(r.value or b"") | {"_topic": r.topic} for r in await committed(infra, topics, expected)]
 
@@ -68,12 +69,12 @@ async def test_each_received_event_gets_exactly_one_decision_across_a_restart(in
     assert sorted(e["id"] for e in got) == sorted(ids)
     rejected = {e["id"] for e in got if e["_topic"] == topics.rejected}
     assert rejected == {sid for index, sid in enumerate(ids) if index % 4 == 0}
-    for event in got:
-        if event["_topic"] == topics.rejected:
-            assert event["original"]["data"]["quantity"] == -1
-            assert [e["loc"] for e in event["errors"]] == [["data", "quantity"]]
+    for decision in got:
+        if decision["_topic"] == topics.rejected:
+            assert decision["original"]["data"]["quantity"] == -1
+            assert [e["loc"] for e in decision["errors"]] == [["data", "quantity"]]
         else:
-            assert event["data"]["normalised"] == {"quantity": 0.01, "unit": "kg", "rules": "units.v1",
+            assert decision["data"]["normalised"] == {"quantity": 0.01, "unit": "kg", "rules": "units.v1",
                                                   "submitted_schema_version": 1}
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
 from bench import report
 from bench.options import parse
 
 
-def render(doc: dict) -> str:
+def render(doc: dict[str, Any]) -> str:
     console = Console(width=200, record=True, color_system=None)
     console.print(report.table(doc))
     return console.export_text()
 
 
-def sample() -> dict:
+def sample() -> dict[str, Any]:
     stages = {
         "http_single": report.StageRounds(service=[100.0, 120.0, 110.0], ceiling=[1000.0, 1000.0, 1000.0]),
         "validate": report.StageRounds(service=[900.0, 800.0, 850.0], ceiling=[1000.0, 1000.0, 1000.0]),

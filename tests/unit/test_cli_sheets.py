@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from datetime import datetime
 
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 import pytest
 
 from cli.sheets import SheetError, read, write_ids

@@ -49,10 +49,10 @@ async def test_accepted_submission_is_published_keyed_by_id_with_who_when_and_tr
     event = orjson.loads(record.value)
     assert event["data"] == body["data"]
     assert event["submitted_by"] and event["received_at"] and event["trace_id"] == trace
-    headers = dict(record.headers)
-    assert headers["ce_type"] == b"org.dmp.submission.received.v1"
-    assert headers["ce_subject"] == body["id"].encode()
-    assert headers["traceparent"].startswith(f"00-{trace}-".encode())
+    record_headers = dict(record.headers)
+    assert record_headers["ce_type"] == b"org.dmp.submission.received.v1"
+    assert record_headers["ce_subject"] == body["id"].encode()
+    assert record_headers["traceparent"].startswith(f"00-{trace}-".encode())
 
 
 async def test_broker_down_is_503_with_retry_after_and_never_202(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import orjson
 
@@ -15,7 +17,8 @@ from tests.keys import add_key, bearer
 KEY = b"k" * 32
 
 
-def training(national_id: object = "AB 123-456", full_name: str = "Amina Rahimi", **participant: object) -> dict:
+def training(national_id: object = "AB 123-456", full_name: str = "Amina Rahimi",
+             **participant: object) -> dict[str, Any]:
     return {"course_id": "C-1", "course_title": "Container profiling", "starts_on": "2024-05-01",
             "ends_on": "2024-05-05", "host_country": "UZB", "programme": "CCP",
             "participant": {"national_id": national_id, "full_name": full_name, "agency": "Customs",

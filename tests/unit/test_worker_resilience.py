@@ -68,7 +68,7 @@ class FakeConsumer:
 
 
 def batch(first: int, size: int = 3) -> Batch:
-    return {TP: [Record(offset) for offset in range(first, first + size)]}  # type: ignore[misc]
+    return {TP: [Record(offset) for offset in range(first, first + size)]}
 
 
 @dataclass
