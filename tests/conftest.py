@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -9,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -119,16 +120,32 @@ class Stack(KeyedStack):
                 svc.proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def stack(infra: Infra) -> Iterator[Stack]:
-    namespace = f"t{uuid.uuid4().hex[:10]}"
-    base = VAR / "test" / "stacks" / namespace
-    stack = Stack(infra, namespace, f"dmp_{namespace}", base, {})
+class Startable(Protocol):
+    def start(self, name: str) -> Any: ...
+
+    def stop_all(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+@contextlib.contextmanager
+def all_services(stack: S) -> Iterator[S]:
+    """`stack` with its three services started, and stopped however the block ends."""
     try:
         for name in services.SERVICES:
             stack.start(name)
         yield stack
     finally:
         stack.stop_all()
-        stack.procs.clear()
+
+
+@pytest.fixture(scope="module")
+def stack(infra: Infra) -> Iterator[Stack]:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    base = VAR / "test" / "stacks" / namespace
+    try:
+        with all_services(Stack(infra, namespace, f"dmp_{namespace}", base, {})) as started:
+            yield started
+    finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -21,7 +21,7 @@ from infra import browser as tools
 from infra import services
 from infra.proc import VAR, free_port
 from shared.roles import Role
-from tests.conftest import Infra, Stack
+from tests.conftest import Infra, Stack, all_services
 
 expect.set_options(timeout=15_000)  # a loaded two-core machine is slower than a browser expects
 SCREENSHOTS = VAR / "screenshots"
@@ -57,11 +57,9 @@ def console_stack(infra: Infra) -> Iterator[ConsoleStack]:
     stack = ConsoleStack(infra, namespace, f"dmp_{namespace}", base, {},
                          ports={name: free_port() for name in services.SERVICES})
     try:
-        for name in services.SERVICES:
-            stack.start(name)
-        yield stack
+        with all_services(stack) as started:
+            yield started
     finally:
-        stack.stop_all()
         shutil.rmtree(base, ignore_errors=True)
 
 
