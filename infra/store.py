@@ -85,9 +85,12 @@ def ferretdb_binary() -> Path:
 def patch_ferretdb(src: Path, patches: list[Path] | None = None) -> None:
     """Apply every patch with `git apply`, failing with the patch's name if one no longer applies."""
     git = require("git", "Install git (Debian: apt-get install git); it applies FerretDB's patches.")
+    # Inside a git work tree (var/ is in this repository's), `git apply` would take paths from the work
+    # tree's top and silently skip the source's files: the ceiling keeps it from finding one.
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(src.resolve().parent)}
     for patch in ferretdb_patches() if patches is None else patches:
         applied = subprocess.run([git, "apply", "--whitespace=nowarn", str(patch)], cwd=src, capture_output=True,
-                                 text=True, check=False)
+                                 text=True, check=False, env=env)
         if applied.returncode != 0:
             raise InfraError(f"{patch.name} no longer applies to FerretDB v{FERRETDB_VERSION}:\n{applied.stderr}")
 

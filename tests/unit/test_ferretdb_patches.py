@@ -29,6 +29,17 @@ def test_a_patch_applies_to_the_source_it_was_made_for(tmp_path: Path) -> None:
     assert (src / "a.go").read_text() == "package a\n\nconst X = 2\n"
 
 
+def test_a_patch_applies_inside_another_repositorys_work_tree(tmp_path: Path) -> None:
+    """The build runs under var/, inside this repository's work tree."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    src = tmp_path / "var" / "build" / "src"
+    src.mkdir(parents=True)
+    (src / "a.go").write_text("package a\n\nconst X = 1\n")
+    patch = _patch(tmp_path / "var", "01-x.patch", "const X = 1", "const X = 2")
+    patch_ferretdb(src, [patch])
+    assert (src / "a.go").read_text() == "package a\n\nconst X = 2\n"
+
+
 def test_a_patch_that_no_longer_applies_fails_the_build_naming_it(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
