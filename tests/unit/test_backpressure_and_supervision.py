@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
-from infra.supervise import Backoff
+from infra.proc import free_port
+from infra.supervise import Backoff, Liveness, probe_live
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import KafkaPublisher, Outbound
 
@@ -46,3 +48,20 @@ def test_restarts_back_off_doubling_up_to_a_cap_and_start_over_after_a_stable_ru
     assert delays == [1, 2, 4, 8, 8, 8]
     now += 120  # then runs for two minutes before the next crash
     assert backoff.died(now) == 1
+
+
+def test_a_service_counts_as_hung_after_that_many_failed_liveness_probes_in_a_row() -> None:
+    liveness = Liveness(threshold=3)
+    assert [liveness.record(outcome) for outcome in (False, False, True, False, False)] == [False] * 5
+    assert not liveness.record(None)  # refused: starting or stopping, neither failure nor success
+    assert liveness.record(False)  # the third failure since the last success
+
+
+def test_a_liveness_probe_fails_on_a_port_that_accepts_and_never_answers_and_ignores_a_closed_one() -> None:
+    with socket.socket() as silent:  # a stopped process: the kernel accepts connections, nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.monotonic()
+        assert probe_live(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5) is False
+        assert time.monotonic() - started < 3
+    assert probe_live(f"http://127.0.0.1:{free_port()}", timeout=0.5) is None
