@@ -18,7 +18,6 @@ Docker users get the same from the compose file's restart policies and healthche
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -28,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra import services, stack
+from infra.liveness import Liveness, probe_live, signal_group, stop_hung
 from infra.proc import InfraError, pid_alive, read_pid
 
 WATCHED = (*services.SERVICES, "kafka", "store")
@@ -76,34 +75,15 @@ class Backoff:
         self.due = None
 
 
-def probe_live(url: str, timeout: float) -> bool | None:
-    """True when `url`/health/live answers 200; False when it answers otherwise or not within `timeout`;
-    None when the connection is refused (nothing serves the port: starting or stopping)."""
-    try:
-        return httpx.get(f"{url}/health/live", timeout=timeout).status_code == 200
-    except httpx.ConnectError:
-        return None
-    except httpx.HTTPError:  # a timeout above all: a stopped process's port accepts and never answers
-        return False
-
-
 @dataclass
-class Liveness:
-    """The liveness probes of one running service: failures in a row, the probe in flight, the stop under way."""
+class Probed:
+    """The liveness probes of one running service: its count, the probe in flight, the stop under way."""
 
-    threshold: int
-    failures: int = 0
-    pid: int | None = None
+    liveness: Liveness
+    pid: int
     pending: Future[bool | None] | None = None
     due: float = 0.0
     kill_at: float | None = None
-
-    def record(self, outcome: bool | None) -> bool:
-        """Count one probe's outcome; True when the service has now failed `threshold` probes in a row."""
-        if outcome is None:  # refused: neither a failure nor a success
-            return False
-        self.failures = 0 if outcome else self.failures + 1
-        return self.failures >= self.threshold
 
 
 @dataclass
@@ -111,7 +91,7 @@ class Supervisor:
     env: dict[str, str]
     settings: SuperviseSettings = field(default_factory=SuperviseSettings)
     backoff: dict[str, Backoff] = field(default_factory=lambda: {name: Backoff() for name in WATCHED})
-    liveness: dict[str, Liveness] = field(default_factory=dict)
+    probed: dict[str, Probed] = field(default_factory=dict)
     probes: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(len(services.SERVICES),
                                                                                   thread_name_prefix="probe"))
     stopping: bool = False
@@ -138,7 +118,7 @@ class Supervisor:
                     if name in services.SERVICES:
                         self.watch(name, pid, now)
                     continue
-                self.liveness.pop(name, None)
+                self.probed.pop(name, None)
                 if backoff.due is None:
                     delay = backoff.died(now)
                     say(f"{name} is not running; starting it in {delay:.0f}s (crash {backoff.crashes} in a row)")
@@ -147,9 +127,9 @@ class Supervisor:
 
     def watch(self, name: str, pid: int, now: float) -> None:
         """Probe a running service's liveness; stop it once it has failed enough probes in a row."""
-        state = self.liveness.get(name)
+        state = self.probed.get(name)
         if state is None or state.pid != pid:  # a new process: its own count
-            state = self.liveness[name] = Liveness(self.settings.probe_failures, pid=pid, due=now)
+            state = self.probed[name] = Probed(Liveness(self.settings.probe_failures), pid, due=now)
         if state.kill_at is not None:
             if now >= state.kill_at and pid_alive(pid):
                 say(f"{name} (pid {pid}) is still there {self.settings.kill_after_s:.0f}s after SIGTERM; SIGKILL")
@@ -158,11 +138,10 @@ class Supervisor:
             return
         if state.pending is not None and state.pending.done():
             outcome, state.pending = state.pending.result(), None
-            if state.record(outcome):
-                say(f"{name} (pid {pid}) failed its liveness probe {state.failures} times in a row "
-                    f"({'answered 503' if outcome is False else 'no answer'}): hung; stopping it to start it again")
-                signal_group(pid, signal.SIGTERM)
-                signal_group(pid, signal.SIGCONT)  # a stopped process handles the SIGTERM once continued
+            if state.liveness.record(outcome):
+                say(f"{name} (pid {pid}) failed its liveness probe {state.liveness.failures} times in a row: "
+                    "hung; stopping it to start it again")
+                stop_hung(pid)
                 state.kill_at = now + self.settings.kill_after_s
                 return
         if state.pending is None and now >= state.due:
@@ -189,12 +168,6 @@ class Supervisor:
 
     def handle_stop(self, sig: int, frame: FrameType | None) -> None:
         self.stopping = True
-
-
-def signal_group(pid: int, sig: signal.Signals) -> None:
-    """Send `sig` to the process group `pid` leads (each service runs in a session of its own)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
 
 
 def reap() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+from infra.liveness import Liveness, probe_live
 from infra.proc import free_port
-from infra.supervise import Backoff, Liveness, probe_live
+from infra.supervise import Backoff
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import KafkaPublisher, Outbound
 
@@ -65,3 +70,25 @@ def test_a_liveness_probe_fails_on_a_port_that_accepts_and_never_answers_and_ign
         assert probe_live(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5) is False
         assert time.monotonic() - started < 3
     assert probe_live(f"http://127.0.0.1:{free_port()}", timeout=0.5) is None
+
+
+def test_the_container_healthcheck_stops_its_service_after_that_many_failures_in_a_row(tmp_path: Path) -> None:
+    service = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    count = tmp_path / "failures"
+    try:
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            check = [sys.executable, "-m", "infra.liveness", "--port", str(silent.getsockname()[1]), "--timeout",
+                     "0.3", "--failures", "3", "--pid", str(service.pid), "--count-file", str(count)]
+            codes = []
+            for _ in range(2):
+                codes.append(subprocess.run(check, capture_output=True, check=False).returncode)
+                assert service.poll() is None and count.read_text() == str(len(codes))
+            codes.append(subprocess.run(check, capture_output=True, check=False).returncode)
+        assert codes == [1, 1, 1]
+        assert service.wait(timeout=10) == -signal.SIGTERM
+        assert count.read_text() == "0"
+    finally:
+        service.kill()
+        service.wait()
