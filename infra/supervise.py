@@ -96,9 +96,6 @@ class Supervisor:
                                                                                   thread_name_prefix="probe"))
     stopping: bool = False
 
-    def alive(self, name: str) -> bool:
-        return read_pid(stack.pidfile(name)) is not None
-
     def sweep(self, now: float) -> None:
         """Restart whatever died or hung and is due; skip the round while `make up`/`make down` hold the lock."""
         reap()
