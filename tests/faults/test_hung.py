@@ -74,6 +74,7 @@ def test_a_service_stopped_under_load_fails_liveness_is_restarted_by_the_supervi
     stack = fault_stack
     timeline = Timeline("hung services")
     load = Load(url=lambda: stack.url("ingest"), headers=stack.officer, mix=True, year=2019).start()
+    restarts: dict[str, int] = {}
     try:
         load.wait_for_acks(40, 90, "warm-up")
         timeline.mark("warm-up")
@@ -91,6 +92,7 @@ def test_a_service_stopped_under_load_fails_liveness_is_restarted_by_the_supervi
                 what=f"the supervisor starting {victim} again")
             stack.procs[victim] = services.Service(victim, stack.ports[victim], stack.base / f"{victim}.log")
             wait_ready(stack, victim, 120, f"the restarted {victim} ready")
+            restarts[victim] = restarted
             timeline.mark(f"{victim} restarted (pid {restarted}) and ready")
             log = supervisor.log()
             assert f"{victim} (pid {hung.pid}) failed its liveness probe {PROBE_FAILURES} times in a row" in log, log
@@ -103,5 +105,6 @@ def test_a_service_stopped_under_load_fails_liveness_is_restarted_by_the_supervi
     timeline.mark("views exact")
     timeline.report()
     assert not load.unexpected, load.unexpected[:5]
+    assert {name: supervisor.pid_of(name) for name in SUPERVISED} == restarts, "a live service was restarted"
     assert figures.duplicates == 0 and figures.missing == 0
     assert figures.in_views == figures.expected_in_views > 0
