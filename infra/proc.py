@@ -76,13 +76,18 @@ def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None,
 
 
 def pid_alive(pid: int) -> bool:
+    """True while `pid` runs (or is stopped); a zombie, dead but not yet collected by its parent, is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS): as far as can be told, it runs
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def read_pid(pidfile: Path) -> int | None:

@@ -22,8 +22,10 @@ from urllib.parse import urlparse
 from infra import kafka, services, store
 from infra.proc import ROOT, VAR, InfraError, pid_alive, read_pid, spawn, stop_pid, wait_until
 
-RUN = VAR / "run"
-LOGS = VAR / "log"
+STATE = Path(os.environ.get("DMP_STACK_DIR", VAR))
+"""Where the pid files (run/) and the services' logs (log/) are kept: var/ unless DMP_STACK_DIR names another."""
+RUN = STATE / "run"
+LOGS = STATE / "log"
 SUPERVISOR = "supervise"
 
 

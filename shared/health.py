@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -19,6 +19,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.lifecycle import LifecycleSettings
+from shared.liveness import Heartbeat
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -36,6 +37,13 @@ class Liveness(BaseModel):
     status: Literal["live"]
 
 
+class Stuck(BaseModel):
+    """A loop of the process has stopped making progress; `stuck` names it. Restart the process."""
+
+    status: Literal["stuck"]
+    stuck: list[str]
+
+
 class Readiness(BaseModel):
     """Each dependency check and whether it passed; `failing` names the ones that did not."""
 
@@ -50,8 +58,9 @@ METRICS_TEXT: dict[int | str, dict[str, object]] = {200: {
 
 
 def health_router(checks: Callable[[], Mapping[str, Check]], service: str | None = None,
-                  probe_interval: float | None = None) -> APIRouter:
-    """`/health/live`, `/health/ready` (every named check must pass) and `/metrics`.
+                  probe_interval: float | None = None,
+                  loops: Callable[[], Iterable[Heartbeat]] = tuple) -> APIRouter:
+    """`/health/live` (every loop in `loops` on time), `/health/ready` (every named check must pass) and `/metrics`.
 
     Every readiness answer, and a probe every `probe_interval` seconds while the app runs, set the
     `dmp_dependency_up` gauge per check. `service` defaults to the name given to MetricsMiddleware.
@@ -79,10 +88,15 @@ def health_router(checks: Callable[[], Mapping[str, Check]], service: str | None
 
     router = APIRouter(tags=["operations"], lifespan=probing)
 
-    @router.get("/health/live", response_model=Liveness)
-    async def live() -> dict[str, str]:
-        """The process is up and serving."""
-        return {"status": "live"}
+    @router.get("/health/live", response_model=Liveness, responses={
+        503: {"model": Stuck, "description": "A loop is past its deadline; `stuck` names it."}})
+    async def live() -> JSONResponse:
+        """The process serves and its loops make progress: 503 naming a stuck one (restart the process)."""
+        stuck = [heartbeat.name for heartbeat in loops() if heartbeat.overdue() > 0]
+        if stuck:
+            log.error("loop stuck; liveness fails", extra={"stuck": stuck})
+            return JSONResponse({"status": "stuck", "stuck": stuck}, status_code=503)
+        return JSONResponse({"status": "live"})
 
     @router.get("/health/ready", response_model=Readiness, responses={
         503: {"model": Readiness, "description": "A dependency is not ready; `failing` names it."}})

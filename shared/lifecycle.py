@@ -40,6 +40,9 @@ class LifecycleSettings(BaseSettings):
                                                           "answers; the group then notices by the session timeout).")
     shutdown_timeout_s: float = Field(50.0, gt=0, description="On SIGTERM: the process exits (non-zero) after this "
                                                               "long even if something hangs.")
+    stall_grace_s: float = Field(10.0, gt=0, description="How long past its deadline a step of a consumer loop (a "
+                                                         "poll or an attempt at a batch: `batch_timeout_s`; a pause "
+                                                         "between attempts) may run before /health/live answers 503.")
     probe_interval_s: float = Field(2.0, gt=0, description="How often connection state and consumer lag are "
                                                            "refreshed for /metrics.")
 

@@ -17,6 +17,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import broker_reachable
 from shared.lifecycle import LifecycleSettings, stop_requested, unless_stopped
+from shared.liveness import Heartbeat
 from shared.tracing import trace_id_of
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class BatchWorker(ABC):
     whose partitions were reassigned meanwhile, or in hand when the process is asked to stop, is
     dropped uncommitted: the group redelivers it. Lag per partition is refreshed after every batch
     and, so that it keeps growing while a batch is stuck, every `probe_interval_s`.
+
+    Every step of the loop (a poll, an attempt, a pause between attempts) sets `heartbeat`'s
+    deadline: a step that overruns it by `stall_grace_s` makes the loop stuck, and /health/live 503.
     """
 
     service = "worker"
@@ -69,6 +73,7 @@ class BatchWorker(ABC):
         self._probe: asyncio.Task[None] | None = None
         self._in_hand: dict[TopicPartition, int] = {}
         self._lag_labels: set[TopicPartition] = set()
+        self.heartbeat = Heartbeat(f"{self.service} consumer loop", self.lifecycle.stall_grace_s)
 
     @abstractmethod
     def make_consumer(self) -> AIOKafkaConsumer:
@@ -142,6 +147,7 @@ class BatchWorker(ABC):
         assert self.consumer is not None
         try:
             while not self._should_stop():
+                self.heartbeat.step(self.lifecycle.batch_timeout_s)
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
                 if batch:
                     await self._process_with_retries(batch)
@@ -153,6 +159,8 @@ class BatchWorker(ABC):
             log.critical("consumer loop stopped", exc_info=exc)
             if self.on_fatal is not None:
                 self.on_fatal(exc)
+        finally:
+            self.heartbeat.rest()
 
     async def _process_with_retries(self, batch: Batch) -> None:
         size = sum(len(records) for records in batch.values())
@@ -168,6 +176,7 @@ class BatchWorker(ABC):
         try:
             while True:
                 attempt += 1
+                self.heartbeat.step(self.lifecycle.batch_timeout_s)
                 try:
                     with BATCH_SECONDS.labels(self.service).time():
                         async with asyncio.timeout(self.lifecycle.batch_timeout_s):
@@ -195,6 +204,7 @@ class BatchWorker(ABC):
                     log.warning("batch failed, retrying", extra={
                         "attempt": attempt, "delay_s": delay, "elapsed_s": round(elapsed, 1),
                         "budget_s": self.lifecycle.retry_budget_s, "error": repr(exc)})
+                    self.heartbeat.step(self.lifecycle.batch_timeout_s + delay)
                     try:
                         await self.recover(exc)
                     except INFRASTRUCTURE_ERRORS as again:

@@ -19,6 +19,7 @@ from shared.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.auth import Authenticator, InMemoryKeyStore, KeyStore, MongoKeyStore
 from shared.docs import install_docs
 from shared.health import MetricsMiddleware, health_router, install_error_handler
+from shared.liveness import Heartbeat
 from shared.service import FatalHandler, app_options, run
 from shared.session import InMemorySessionStore, MongoSessionStore, console_sessions
 from shared.store import StoreDeadline, connect, store_reachable
@@ -77,8 +78,11 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
     async def partitions_assigned() -> bool:
         return bool(app.state.live and app.state.live.assigned())
 
+    def loops() -> list[Heartbeat]:
+        return app.state.live.heartbeats() if app.state.live else []
+
     app.include_router(health_router(lambda: {"store": store_ok, "broker": broker_ok,
-                                              "partitions": partitions_assigned}))
+                                              "partitions": partitions_assigned}, loops=loops))
     return app
 
 

@@ -31,6 +31,7 @@ from shared.audit import AuditLog
 from shared.envelope import utcnow
 from shared.errors import DmpError
 from shared.lifecycle import StopRequested
+from shared.liveness import Heartbeat
 from shared.records import LIVE, META
 from shared.service import FatalHandler
 from shared.store import Document
@@ -134,6 +135,10 @@ class LiveAggregate:
 
     async def broker_ok(self) -> bool:
         return self.worker is not None and await self.worker.broker_ok()
+
+    def heartbeats(self) -> list[Heartbeat]:
+        """The consumer loop of the generation being written (none while switching)."""
+        return [self.worker.heartbeat] if self.worker is not None else []
 
     async def _follow(self) -> None:
         while True:

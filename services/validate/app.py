@@ -36,7 +36,8 @@ def create_app(worker: ValidateWorker) -> FastAPI:
     async def partitions_assigned() -> bool:
         return worker.assigned()
 
-    app.include_router(health_router(lambda: {"broker": worker.broker_ok, "partitions": partitions_assigned}))
+    app.include_router(health_router(lambda: {"broker": worker.broker_ok, "partitions": partitions_assigned},
+                                     loops=lambda: [worker.heartbeat]))
     return app
 
 

@@ -100,3 +100,17 @@ def test_production_runs_two_instances_of_each_service_and_validate_never_waits_
     assert not [dep for dep in validate.get("depends_on", {}) if dep.startswith("mongo")]
     assert "MONGODB_URL" not in validate["environment"]
     assert "VALIDATE_TRANSACTIONAL_ID" in " ".join(validate["command"]), "each instance needs its own id"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_each_service_is_probed_for_liveness_on_its_own_port_and_restarted_when_hung(name: str) -> None:
+    spec = load(name)
+    for service in SERVICES:
+        svc = spec["services"][service]
+        test = svc["healthcheck"]["test"]
+        port = svc["environment"][f"{service.upper()}_PORT"]
+        assert test[:4] == ["CMD", "python", "-m", "infra.liveness"], (name, service, test)
+        assert test[test.index("--port") + 1] == port, (name, service, test)
+        assert svc["restart"] in {"always", "unless-stopped"}, (name, service)  # what starts it again
+        probe_timeout = float(test[test.index("--timeout") + 1])
+        assert parse_duration(svc["healthcheck"]["timeout"]) > probe_timeout, (name, service)
