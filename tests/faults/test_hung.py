@@ -3,8 +3,10 @@ supervisor `make up` starts; every acknowledged submission is then in the views 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,12 +86,11 @@ def test_a_service_stopped_under_load_fails_liveness_is_restarted_by_the_supervi
             os.kill(hung.pid, signal.SIGSTOP)
             timeline.mark(f"SIGSTOP {victim}")
             # The hung process must go (reaped here: it is this test's child), and a new one take its place.
-            eventually(lambda hung=hung: hung.poll() is not None, timeout=60, interval=0.5,
+            eventually(functools.partial(exited, hung), timeout=60, interval=0.5,
                        what=f"the supervisor stopping the hung {victim}")
             timeline.mark(f"hung {victim} stopped (exit {hung.returncode})")
-            restarted = eventually(lambda victim=victim, hung=hung: (
-                (pid := supervisor.pid_of(victim)) is not None and pid != hung.pid and pid), timeout=60,
-                what=f"the supervisor starting {victim} again")
+            restarted = eventually(functools.partial(replaced, supervisor, victim, hung.pid), timeout=60,
+                                   what=f"the supervisor starting {victim} again")
             stack.procs[victim] = services.Service(victim, stack.ports[victim], stack.base / f"{victim}.log")
             wait_ready(stack, victim, 120, f"the restarted {victim} ready")
             restarts[victim] = restarted
@@ -108,3 +109,13 @@ def test_a_service_stopped_under_load_fails_liveness_is_restarted_by_the_supervi
     assert {name: supervisor.pid_of(name) for name in SUPERVISED} == restarts, "a live service was restarted"
     assert figures.duplicates == 0 and figures.missing == 0
     assert figures.in_views == figures.expected_in_views > 0
+
+
+def exited(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is not None
+
+
+def replaced(supervisor: RunningSupervisor, name: str, old_pid: int) -> int | None:
+    """The pid the supervisor runs `name` as, once it is not `old_pid`."""
+    pid: int | None = supervisor.pid_of(name)
+    return pid if pid is not None and pid != old_pid else None
