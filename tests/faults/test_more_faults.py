@@ -116,9 +116,9 @@ def test_a_cut_or_slow_link_of_a_consumer_heals_without_a_restart_and_loses_noth
         cut = time.monotonic()
         proxy.blackhole()
         wait_not_ready(stack, service, dependency, 30, f"{service} reporting its {dependency} unreachable")
-        acked_during_cut = set(load.acked)
+        before_cut = load.acked_ids()
         load.wait_for_acks(20, 30, f"ingest acknowledging while {label} is cut")
-        acked_during_cut = load.acked - acked_during_cut
+        acked_during_cut = load.acked_ids() - before_cut
         assert not in_views(stack, acked_during_cut), "submissions reached the views through a cut link"
         time.sleep(max(0.0, CUT_S - (time.monotonic() - cut)))  # the outage itself
         timeline.mark(f"link cut {CUT_S:.0f}s: {service} not ready, ingest still acknowledging")
@@ -129,9 +129,10 @@ def test_a_cut_or_slow_link_of_a_consumer_heals_without_a_restart_and_loses_noth
         timeline.mark("link restored: caught up")
 
         proxy.delay(DELAY_S)
-        before = set(load.acked)
+        before = load.acked_ids()
         load.wait_for_acks(20, 60, f"acknowledgements while {label} is slow")
-        eventually(lambda: in_views(stack, load.acked - before), timeout=90, interval=1.0,
+        acked_while_slow = load.acked_ids() - before  # fixed: the load outpaces a slow link
+        eventually(lambda: in_views(stack, acked_while_slow), timeout=90, interval=1.0,
                    what=f"submissions reaching the views through the slow {label}")
         timeline.mark(f"link slowed by {DELAY_S}s each way: still moving")
         proxy.restore()
