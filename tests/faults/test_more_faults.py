@@ -106,13 +106,14 @@ def test_a_store_killed_and_restarted_on_its_data_loses_and_doubles_nothing(
     timeline.report()
 
 
-@pytest.mark.parametrize(("service", "dependency", "year"),
-                         [pytest.param("validate", "broker", 2015, marks=pytest.mark.xfail(
-                             reason="after 15 s with its broker link black-holed, validate rejoins its group but "
-                                    "then stops deciding, with no retry logged, until it is restarted")),
-                          ("aggregate", "broker", 2014), ("aggregate", "store", 2013)])
-def test_a_cut_or_slow_link_of_a_consumer_heals_without_a_restart_and_loses_nothing(
-        fault_infra: FaultInfra, fault_stack: FaultStack, service: str, dependency: str, year: int) -> None:
+@pytest.mark.parametrize(("dependency", "year"), [("broker", 2014), ("store", 2013)])
+def test_a_cut_or_slow_link_of_aggregate_heals_without_a_restart_and_loses_nothing(
+        fault_infra: FaultInfra, fault_stack: FaultStack, dependency: str, year: int) -> None:
+    cut_and_slow(fault_infra, fault_stack, "aggregate", dependency, year)
+
+
+def cut_and_slow(fault_infra: FaultInfra, fault_stack: FaultStack, service: str, dependency: str, year: int) -> None:
+    """Under load, slow `service`'s link to `dependency`, then cut it; it carries on by itself, the views exact."""
     stack = fault_stack
     if dependency == "broker":
         reroute(fault_infra, stack, broker=service)
@@ -223,3 +224,11 @@ def test_validate_killed_mid_transaction_decides_no_received_event_twice(
     assert load.acked <= set(received.values()), line
     assert aborted > 0, f"no kill landed inside a transaction: {line}"
     timeline.report()
+
+
+@pytest.mark.xfail(reason="after 15 s with its broker link black-holed, validate rejoins its group but then stops "
+                          "deciding, with no retry logged, until it is restarted")
+def test_a_cut_or_slow_link_of_validate_to_the_broker_heals_without_a_restart_and_loses_nothing(
+        fault_infra: FaultInfra, fault_stack: FaultStack) -> None:
+    """Last in the module: while the failure stands, it leaves a backlog that would slow the tests after it."""
+    cut_and_slow(fault_infra, fault_stack, "validate", "broker", 2015)
