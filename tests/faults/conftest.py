@@ -139,7 +139,7 @@ def fault_infra(request: pytest.FixtureRequest) -> Iterator[FaultInfra]:
         with contextlib.suppress(ProcessLookupError):
             faults.resume_store()
         faults.broker.stop()
-        local_store.stop()
+        faults.store.stop()  # the one running now: a test may have restarted it
         keep_logs(base, request.module.__name__.rsplit(".", 1)[-1])
         shutil.rmtree(base, ignore_errors=True)
 
