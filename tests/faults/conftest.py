@@ -2,7 +2,8 @@
 
 The session's `infra` broker and store (tests/conftest.py) are never touched here. Ingest reaches
 the broker through a TCP proxy the tests control (the broker advertises the proxy's port on a
-listener of its own); validate, aggregate and the test itself connect directly.
+listener of its own); validate, aggregate and the test itself connect directly. A test may route
+another service's broker link, or aggregate's store link, through a proxy instead (`FaultInfra.via`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -52,6 +54,11 @@ class FaultInfra:
     broker: kafka.Broker
     store: store.Store
     proxy: TcpProxy
+    store_proxy: TcpProxy
+    broker_via_proxy: str = "ingest"
+    """The service whose link to the broker goes through `proxy` (the broker advertises one proxied listener)."""
+    store_via_proxy: str | None = None
+    """The service, if any, whose link to the store goes through `store_proxy`."""
 
     @property
     def store_pid(self) -> int:
@@ -70,11 +77,25 @@ class FaultInfra:
     def resume_store(self) -> None:
         os.kill(self.store_pid, signal.SIGCONT)
 
+    def kill_store(self) -> None:
+        """SIGKILL: the store gets no chance to flush or close its files."""
+        os.kill(self.store_pid, signal.SIGKILL)
+        if self.store.proc is not None:
+            self.store.proc.wait(timeout=10)
+
+    def restart_store(self) -> None:
+        """A new store process on the same data folder and port."""
+        assert self.store.data_dir is not None
+        self.store = store.start(self.store.data_dir, port=urlsplit(self.store.url).port)
+
     def bootstrap_for(self, name: str) -> str:
-        """Ingest goes through the proxy; the others connect directly."""
-        bootstrap = self.broker.proxied_bootstrap if name == "ingest" else self.broker.bootstrap
+        """`broker_via_proxy` (ingest unless a test moves it) goes through the proxy; the others connect directly."""
+        bootstrap = self.broker.proxied_bootstrap if name == self.broker_via_proxy else self.broker.bootstrap
         assert bootstrap is not None
         return bootstrap
+
+    def store_url_for(self, name: str) -> str:
+        return store.url_for(self.store_proxy.listen_port) if name == self.store_via_proxy else self.store.url
 
     @property
     def topic_env(self) -> dict[str, str]:
@@ -101,21 +122,24 @@ def fault_infra(request: pytest.FixtureRequest) -> Iterator[FaultInfra]:
     local_store = store.start(base / "store")
     proxy = TcpProxy(target_port=free_port(), listen_port=free_port())
     proxy.start()
+    store_proxy = TcpProxy(target_port=urlsplit(local_store.url).port or 0, listen_port=free_port()).start()
     try:
         broker = kafka.start(base / "kafka", proxied=(proxy.target_port, proxy.listen_port), timeout=180)
     except BaseException:
         proxy.stop()
+        store_proxy.stop()
         local_store.stop()
         raise
-    faults = FaultInfra(base, broker, local_store, proxy)
+    faults = FaultInfra(base, broker, local_store, proxy, store_proxy)
     try:
         yield faults
     finally:
         proxy.stop()
+        store_proxy.stop()
         with contextlib.suppress(ProcessLookupError):
             faults.resume_store()
         faults.broker.stop()
-        local_store.stop()
+        faults.store.stop()  # the one running now: a test may have restarted it
         keep_logs(base, request.module.__name__.rsplit(".", 1)[-1])
         shutil.rmtree(base, ignore_errors=True)
 
@@ -125,7 +149,8 @@ class FaultStack(KeyedStack):
     """The three services as processes on fixed ports (a restart comes back on the same one)."""
 
     infra: Any
-    """A FaultInfra, or anything with `store`, `bootstrap_for(service)` and `topic_env` (the cluster's)."""
+    """A FaultInfra, or anything with `store`, `bootstrap_for(service)`, `store_url_for(service)` and `topic_env`
+    (the cluster's)."""
     namespace: str
     base: Path
     ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in services.SERVICES})
@@ -137,7 +162,7 @@ class FaultStack(KeyedStack):
 
     def env(self, name: str) -> dict[str, str]:
         return {**self.infra.topic_env, "KAFKA_BOOTSTRAP_SERVERS": self.infra.bootstrap_for(name),
-                "MONGODB_URL": self.infra.store.url,
+                "MONGODB_URL": self.infra.store_url_for(name),
                 "MONGODB_DATABASE": self.database, "DMP_TOPIC_NAMESPACE": self.namespace,
                 "VALIDATE_GROUP_ID": f"{self.namespace}-validate",
                 "VALIDATE_TRANSACTIONAL_ID": f"{self.namespace}-validate-0",

@@ -121,6 +121,11 @@ class Load:
         with self._lock:
             return len(self.acked)
 
+    def acked_ids(self) -> set[str]:
+        """A copy of the acknowledged ids, taken while no thread adds one."""
+        with self._lock:
+            return set(self.acked)
+
     def answers_since(self, since: float) -> list[Answer]:
         with self._lock:
             return [a for a in self.answers if a.started >= since]

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra import kafka, services, store
@@ -38,6 +37,7 @@ from tests.faults.conftest import (
     wait_ready,
 )
 from tests.faults.load import Load
+from tests.faults.records import read_records
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 
@@ -54,6 +54,9 @@ class ClusterInfra:
 
     def bootstrap_for(self, name: str) -> str:
         return self.cluster.bootstrap
+
+    def store_url_for(self, name: str) -> str:
+        return self.store.url
 
     @property
     def topic_env(self) -> dict[str, str]:
@@ -127,31 +130,6 @@ def wait_fully_replicated(infra: ClusterInfra, stack: FaultStack, timeout: float
                what="every partition with all three copies in sync")
 
 
-async def read_committed(bootstrap: str, topics: list[str]) -> dict[str, list[tuple[int, int, bytes]]]:
-    """Every record a read_committed consumer sees in `topics` up to their end: (partition, offset, value)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = []
-        for topic in topics:
-            await consumer._client.force_metadata_update()
-            partitions += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        seen: dict[str, list[tuple[int, int, bytes]]] = {t: [] for t in topics}
-        deadline = time.monotonic() + 60
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            assert time.monotonic() < deadline, "the topics' committed ends not reached in 60s"
-            batch = await consumer.getmany(timeout_ms=2000)
-            for tp, records in batch.items():
-                seen[tp.topic] += [(r.partition, r.offset, r.value or b"") for r in records]
-        return seen
-    finally:
-        await consumer.stop()
-
-
 @dataclass
 class Decisions:
     received: int
@@ -164,7 +142,7 @@ class Decisions:
 def decisions(stack: FaultStack, load: Load) -> Decisions:
     """What a read_committed consumer sees: each received event's decisions, and whether every 202 was received."""
     topics = topics_of(stack)
-    seen = asyncio.run(read_committed(stack.infra.cluster.bootstrap, list(topics.all())))
+    seen = asyncio.run(read_records(stack.infra.cluster.bootstrap, list(topics.all())))
     received = {(partition, offset): orjson.loads(value)["id"] for partition, offset, value in seen[topics.received]}
     per_event = Counter((d["received"]["partition"], d["received"]["seq"])
                         for topic in (topics.validated, topics.rejected)
