@@ -207,8 +207,12 @@ def test_validate_killed_mid_transaction_decides_no_received_event_twice(
                           for d in (orjson.loads(v) for _, _, v in seen[topic]))
         return received, decided
 
-    received, decided = eventually(lambda: (r := decisions_of("read_committed")) and set(r[0]) <= set(r[1]) and r,
-                                   timeout=60, interval=2.0, what="a committed decision for every received event")
+    def all_decided() -> tuple[dict[tuple[int, int], str], Counter[tuple[int, int]]] | None:
+        found = decisions_of("read_committed")
+        return found if set(found[0]) <= set(found[1]) else None
+
+    received, decided = eventually(all_decided, timeout=60, interval=2.0,
+                                   what="a committed decision for every received event")
     _, uncommitted = decisions_of("read_uncommitted")
     twice = sorted(event for event, n in decided.items() if n > 1)
     aborted = sum(uncommitted.values()) - sum(decided.values())
