@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infra import kafka, services, store
 from infra.proc import VAR, free_port, stop_pid
 from shared.roles import Role
-from tests.conftest import eventually
+from tests.conftest import all_services, eventually
 from tests.faults.load import Load, Row, oracle, view_rows
 from tests.faults.proxy import TcpProxy
 from tests.keys import KeyedStack, insert_key
@@ -240,13 +240,8 @@ class FaultStack(KeyedStack):
 @pytest.fixture(scope="module")
 def fault_stack(fault_infra: FaultInfra) -> Iterator[FaultStack]:
     namespace = f"f{uuid.uuid4().hex[:10]}"
-    stack = FaultStack(fault_infra, namespace, fault_infra.base / "stack")
-    try:
-        for name in services.SERVICES:
-            stack.start(name)
+    with all_services(FaultStack(fault_infra, namespace, fault_infra.base / "stack")) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 def wait_ready(stack: FaultStack, name: str, timeout: float, what: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from infra import kafka, services, store
 from infra.proc import VAR
 from shared.topics import Topics
-from tests.conftest import eventually
+from tests.conftest import all_services, eventually
 from tests.faults.conftest import (
     ANSWER_BOUND_S,
     FIGURES,
@@ -84,13 +84,8 @@ def cluster_infra(request: pytest.FixtureRequest) -> Iterator[ClusterInfra]:
 
 @pytest.fixture(scope="module")
 def cluster_stack(cluster_infra: ClusterInfra) -> Iterator[FaultStack]:
-    stack = FaultStack(cluster_infra, f"c{uuid.uuid4().hex[:10]}", cluster_infra.base / "stack")
-    try:
-        for name in services.SERVICES:
-            stack.start(name)
+    with all_services(FaultStack(cluster_infra, f"c{uuid.uuid4().hex[:10]}", cluster_infra.base / "stack")) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 def topics_of(stack: FaultStack) -> Topics:

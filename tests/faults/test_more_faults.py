@@ -169,19 +169,23 @@ def cut_and_slow(fault_infra: FaultInfra, fault_stack: FaultStack, service: str,
     timeline.report()
 
 
+KILLS = 6
+
+
 def test_validate_killed_mid_transaction_decides_no_received_event_twice(
         fault_infra: FaultInfra, fault_stack: FaultStack) -> None:
     """Validate's link to the broker is slowed so that each transaction spans several round trips, and it is
-    killed (-9) three times under load: each kill lands inside a transaction, whose records are then aborted."""
+    killed (-9) six times under load, so that kills land inside transactions, whose records are then aborted; a run in
+    which none did proves nothing about them and is reported as skipped, not passed."""
     stack = fault_stack
     reroute(fault_infra, stack, broker="validate")
     timeline = Timeline("validate killed mid-transaction")
     load = Load(url=lambda: stack.url("ingest"), headers=stack.officer, seed=23, year=2012).start()
-    fault_infra.proxy.delay(0.05)
+    fault_infra.proxy.delay(0.3)  # each transaction then spends most of its time on the wire, where kills land
     try:
         load.wait_for_acks(30, 90, "warm-up")
         timeline.mark("warm-up")
-        for kill in range(3):
+        for kill in range(KILLS):
             stack.kill("validate")
             stack.start("validate")
             timeline.mark(f"kill -9 and restart validate ({kill + 1})")
@@ -216,7 +220,8 @@ def test_validate_killed_mid_transaction_decides_no_received_event_twice(
     _, uncommitted = decisions_of("read_uncommitted")
     twice = sorted(event for event, n in decided.items() if n > 1)
     aborted = sum(uncommitted.values()) - sum(decided.values())
-    line = (f"kill -9 validate mid-transaction x3: acknowledged {len(load.acked)}, received events {len(received)}, "
+    line = (f"kill -9 validate mid-transaction x{KILLS}: acknowledged {len(load.acked)}, "
+            f"received events {len(received)}, "
             f"committed decisions {sum(decided.values())}, decided twice {len(twice)}, "
             f"decisions of unknown events {len(set(decided) - set(received))}, "
             f"acknowledged but not received {len(load.acked - set(received.values()))}, "
@@ -226,8 +231,9 @@ def test_validate_killed_mid_transaction_decides_no_received_event_twice(
     assert not twice, twice[:5]
     assert set(decided) == set(received), line
     assert load.acked <= set(received.values()), line
-    assert aborted > 0, f"no kill landed inside a transaction: {line}"
     timeline.report()
+    if aborted == 0:
+        pytest.skip(f"no kill landed inside a transaction this run: {line}")
 
 
 @pytest.mark.xfail(reason="after 15 s with its broker link black-holed, validate rejoins its group but then stops "
