@@ -115,7 +115,7 @@ async def test_a_bucket_reads_as_the_sum_of_its_shards(repository: Repository) -
 @pytest.mark.parametrize("per_read", [1, 2, 3, 200])
 async def test_pages_never_split_a_bucket_however_shards_fall_into_reads(
         repository: Repository, monkeypatch: pytest.MonkeyPatch, per_read: int) -> None:
-    import services.aggregate.repository as module
+    import services.aggregate.mongo_repository as module
 
     monkeypatch.setattr(module, "SHARDS_PER_READ", per_read)
     docs = [view_doc(country, 2020, 1, partition=p) for country, shards in
