@@ -6,6 +6,8 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ConsoleStack, assert_accessible, screenshot, sign_in
+from tests.conftest import eventually
+from tests.factories import envelope
 from tests.keys import bearer
 
 SEIZURE = {"seized_on": "2025-03-14", "country": "AFG", "place": "Islam Qala", "drug": "heroin",
@@ -89,6 +91,29 @@ def test_my_submissions_lists_what_the_officer_sent_with_its_history(page: Page,
     screenshot(page, "my-submissions")
     own = httpx.get(f"{console_stack.url('aggregate')}/v1/submissions/{submission_id}", headers=bearer(key), timeout=5)
     assert own.status_code == 200 and own.json()["status"] == "validated"
+
+
+def test_my_submissions_shows_a_page_at_a_time_and_more_on_request(page: Page, console_stack: ConsoleStack) -> None:
+    key = sign_in(page, console_stack, "officer", ["IRN"])
+    sent = [envelope(country="IRN", place=f"Mirjaveh {n}") for n in range(130)]
+    answer = httpx.post(f"{console_stack.url('ingest')}/v1/submissions/batch", json=sent, headers=bearer(key),
+                        timeout=30)
+    assert answer.status_code == 207, answer.text
+
+    def all_listed() -> bool:
+        listed = httpx.get(f"{console_stack.url('aggregate')}/v1/submissions", headers=bearer(key),
+                           params={"submitted_by": "me", "limit": 1000}, timeout=10).json()
+        return {item["id"] for item in listed["items"]} == {s["id"] for s in sent}
+
+    eventually(all_listed, timeout=60, what="the officer's 130 submissions listed")
+    page.get_by_role("link", name="My submissions").click()
+    rows = page.locator("#submissions tbody tr")
+    expect(rows).to_have_count(100)
+    page.get_by_role("button", name="Show more").click()
+    expect(rows).to_have_count(len(sent))
+    expect(page.get_by_role("button", name="Show more")).to_have_count(0)
+    shown = {page.locator(f"button[aria-label='Details of {s['id']}']").count() for s in sent}
+    assert shown == {1}
 
 
 def test_every_type_has_a_form_and_a_facility_report_with_lists_is_validated(page: Page, console_stack: ConsoleStack,

@@ -6,25 +6,31 @@ import { shell } from './shell.js';
 const list = $('#list');
 const detail = $('#detail');
 
-/** The key's submissions from the listing; where it is not offered, those this browser sent. */
-async function mine(filters) {
+const PAGE = 100;
+let more = null;
+
+/** A page of the key's submissions from the listing, and the cursor after it; where the listing is not
+ * offered, those this browser sent. A selective filter may answer short pages with a cursor, so pages are
+ * followed until one is full or the listing ends. */
+async function mine(filters, from) {
   try {
     const items = [];
-    let cursor = null;
+    let cursor = from;
     do {
-      const page = await api('/v1/submissions', { params: { submitted_by: 'me', ...filters, cursor } });
+      const page = await api('/v1/submissions', { params: { submitted_by: 'me', ...filters, limit: PAGE, cursor } });
       items.push(...page.items);
       cursor = page.next;
-    } while (cursor && items.length < 1000);
-    return items;
+    } while (cursor && items.length < PAGE);
+    return { items, next: cursor };
   } catch (error) {
     if (!(error instanceof ApiError) || ![404, 405].includes(error.status)) throw error;
   }
   const ids = Object.keys(sessionStorage).filter((k) => k.startsWith('dmp.sent.')).map((k) => k.slice(9));
   const found = await Promise.all(ids.map((id) => api(`/v1/submissions/${id}`).catch(() => null)));
-  return found.filter(Boolean).map((s) => ({ ...s, country: JSON.parse(sessionStorage.getItem(`dmp.sent.${s.id}`)).data.country ?? '' }))
+  const items = found.filter(Boolean).map((s) => ({ ...s, country: JSON.parse(sessionStorage.getItem(`dmp.sent.${s.id}`)).data.country ?? '' }))
     .filter((s) => (!filters.type || s.type === filters.type) && (!filters.status || s.status === filters.status))
     .sort((a, b) => (a.received_at < b.received_at ? 1 : -1));
+  return { items, next: null };
 }
 
 const when = (iso) => (iso ? iso.replace('T', ' ').slice(0, 19) : '');
@@ -67,17 +73,27 @@ function withdrawForm(s) {
   el('button', { type: 'submit', class: 'secondary' }, 'Withdraw'));
 }
 
-async function load() {
+const COLUMNS = [
+  ['id', 'Submission', (v) => el('button', { type: 'button', class: 'secondary', onclick: () => show(v), 'aria-label': `Details of ${v}` }, v.slice(0, 8))],
+  ['type', 'Type'], ['country', 'Country'], ['status', 'Status', (v) => pill(v)], ['version', 'Version'],
+  ['received_at', 'Received', when], ['updated_at', 'Updated', when],
+  ['id', 'Amend', (v) => el('a', { href: `submit.html?amend=${encodeURIComponent(v)}`, 'aria-label': `Amend ${v}` }, 'Amend')],
+];
+let shown = [];
+
+/** The first page for the filters, or (`onward`) the next page added to what is shown. */
+async function load(onward = false) {
   const filters = Object.fromEntries(new FormData($('#filters')));
   say('Loading…');
   try {
-    const items = await mine(filters);
-    clear(list).append(table(`Submissions: ${items.length}`, [
-      ['id', 'Submission', (v) => el('button', { type: 'button', class: 'secondary', onclick: () => show(v), 'aria-label': `Details of ${v}` }, v.slice(0, 8))],
-      ['type', 'Type'], ['country', 'Country'], ['status', 'Status', (v) => pill(v)], ['version', 'Version'],
-      ['received_at', 'Received', when], ['updated_at', 'Updated', when],
-      ['id', 'Amend', (v) => el('a', { href: `submit.html?amend=${encodeURIComponent(v)}`, 'aria-label': `Amend ${v}` }, 'Amend')],
-    ], items, { id: 'submissions' }));
+    const page = await mine(filters, onward ? more : null);
+    shown = onward ? [...shown, ...page.items] : page.items;
+    more = page.next;
+    const title = `Submissions: ${shown.length}${more ? ' shown, more to come' : ''}`;
+    clear(list).append(table(title, COLUMNS, shown, { id: 'submissions' }));
+    if (more) {
+      list.append(el('button', { type: 'button', class: 'secondary', onclick: () => load(true) }, 'Show more'));
+    }
     say('');
   } catch (error) {
     say(error.message, 'error');
