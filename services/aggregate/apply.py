@@ -45,6 +45,7 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
     progress as the end of what it may page through (listing.py)."""
     events: list[Event] = []
     entries: list[Document] = []
+    windows: dict[str, set[int]] = {}
     for tp, records in batch.items():
         for r in records:
             event = to_event(tp.topic, tp.partition, r.offset, r.value, topics)
@@ -52,7 +53,8 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
                 events.append(event)
                 if event.kind == "received":
                     entries.append(listing_entry(tp.partition, event))
-    listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries)))
+                    windows.setdefault(window_key(event.submitted_by, tp.partition, event.seq), set()).add(event.seq)
+    listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries, windows)))
 
     def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
         progress = _after(listed, lambda: repository.save_progress(progress_documents(batch, topics)))
@@ -65,6 +67,16 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
         await apply_batch(repository, events, alongside_records=bookkeeping)
     finally:
         await listed
+
+
+LISTING_WINDOW = 1024
+"""Offsets of a received partition per submitter window: an officer's page reads a few windows of their
+offsets, then only their entries."""
+
+
+def window_key(submitter: str, partition: int, offset: int) -> str:
+    """The window document holding `submitter`'s offsets near `offset` of a received partition."""
+    return f"@{submitter}:{partition}:{offset // LISTING_WINDOW}"
 
 
 def listing_entry(partition: int, event: Event) -> Document:
@@ -84,11 +96,14 @@ async def _timed(collection: str, write: Awaitable[None]) -> None:
 
 
 def progress_documents(batch: Records, topics: Topics) -> list[Document]:
-    """One document per topic partition in `batch`: `_id` `<kind>#<partition>`, the next offset to process."""
+    """One document per topic partition in `batch`: `_id` `<kind>#<partition>`, the next offset to process; on
+    received partitions also `listed_from`, the first offset whose submitter window was written (the earliest
+    such batch's: the store keeps the least), before which a submitter's entries are found by reading them all."""
     kinds = dict(zip(topics.all(), ("received", "validated", "rejected"), strict=True))
     at = utcnow().isoformat()
     return [{"_id": f"{kinds[tp.topic]}#{tp.partition}", "kind": kinds[tp.topic], "topic": tp.topic,
-             "partition": tp.partition, "next_offset": records[-1].offset + 1, "at": at}
+             "partition": tp.partition, "next_offset": records[-1].offset + 1, "at": at,
+             **({"listed_from": records[0].offset} if kinds[tp.topic] == "received" else {})}
             for tp, records in batch.items() if records and tp.topic in kinds]
 
 

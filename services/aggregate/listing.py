@@ -7,6 +7,10 @@ offsets of every partition, and merges the partitions by (received_at, id). A cu
 next offset of each partition: a page never repeats or skips an entry, whatever arrives
 meanwhile, since new events only ever take offsets after every cursor.
 
+A listing of one submitter's submissions reads, per partition, the windows of offsets their entries
+are at (apply.py writes them with the entries), then those entries only; before a partition's
+`listed_from` (data applied by a version that wrote no windows) it reads every entry, as above.
+
 Only a submission's first received event lists it (the record's `received_at` is that event's).
 A request reads at most SCAN_BUDGET entries, so a selective filter may answer a page with
 fewer than `limit` items, or none, and a `next` cursor: follow it until it is null.
@@ -24,6 +28,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from services.aggregate.apply import LISTING_WINDOW, window_key
 from services.aggregate.paging import PAGE_MAX, RepositoryDep, bad_query, csv_response, cursor_bytes, encode_cursor
 from services.aggregate.repository import Repository
 from shared.access import allow
@@ -35,7 +40,9 @@ from shared.store import Document
 CHUNK = 64
 """Offsets of one partition read per lookup."""
 SCAN_BUDGET = 5_000
-"""Entries one request reads at most before it answers with what it found and a cursor."""
+"""Entries (and submitter windows) one request reads at most before it answers with what it found and a cursor."""
+WINDOWS_PER_READ = 16
+"""A submitter's windows read per partition per lookup."""
 CLOCK_SLACK = timedelta(minutes=5)
 """How far out of order received times may be within one partition (several ingest processes share one):
 `from`/`to` start and stop a partition's walk this far outside the range, and filter exactly."""
@@ -96,6 +103,9 @@ class Walk:
 
     read: dict[int, int]
     ends: dict[int, int]
+    submitter: str | None = None
+    listed_from: dict[int, int] = field(default_factory=dict)
+    """Per partition, the first offset from which the submitter's windows are complete."""
     ahead: dict[int, list[Document]] = field(default_factory=dict)
     entries_read: int = 0
 
@@ -125,13 +135,14 @@ async def list_submissions(repository: Repository, selection: Selection, positio
                            limit: int) -> tuple[list[SubmissionListItem], dict[int, int] | None]:
     """Up to `limit` submissions from `positions` on (from the start when None), and the positions after them
     (None when every partition has been read to its end)."""
-    ends = {d["partition"]: int(d["next_offset"]) for d in await repository.load_progress()
-            if d["kind"] == "received"}
+    received = [d for d in await repository.load_progress() if d["kind"] == "received"]
+    ends = {d["partition"]: int(d["next_offset"]) for d in received}
+    listed_from = {d["partition"]: int(d["listed_from"] if "listed_from" in d else d["next_offset"]) for d in received}
     if positions is None:
         positions = {p: 0 for p in ends}
         if selection.received_from is not None:
             positions = await _starts(repository, ends, _moved(selection.received_from, -CLOCK_SLACK))
-    walk = Walk({p: positions.get(p, 0) for p in ends}, ends)
+    walk = Walk({p: positions.get(p, 0) for p in ends}, ends, selection.submitted_by, listed_from)
     stop = _moved(selection.received_to, CLOCK_SLACK) if selection.received_to is not None else None
     found: list[SubmissionListItem] = []
     waiting: set[int] = set()
@@ -203,12 +214,39 @@ async def _fill(repository: Repository, walk: Walk) -> None:
         empty = [p for p in walk.ends if not walk.ahead.get(p) and walk.read[p] < walk.ends[p]]
         if not empty:
             return
-        reads = {p: range(walk.read[p], min(walk.read[p] + CHUNK, walk.ends[p])) for p in empty}
-        found = await repository.load_listing([f"{p}:{o}" for p, offsets in reads.items() for o in offsets])
-        walk.entries_read += sum(len(r) for r in reads.values())
-        for p, offsets in reads.items():
-            walk.read[p] = offsets.stop
+        reads = await _next_offsets(repository, walk, empty)
+        found = await repository.load_listing([f"{p}:{o}" for p, (offsets, _) in reads.items() for o in offsets])
+        walk.entries_read += sum(len(offsets) for offsets, _ in reads.values())
+        for p, (_, after) in reads.items():
+            walk.read[p] = after
             walk.ahead[p] = sorted((e for e in found if e["_id"].startswith(f"{p}:")), key=offset_of)
+
+
+async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int]) -> dict[int, tuple[list[int], int]]:
+    """Per partition, the offsets whose entries to read next, and the offset reading stands at after them."""
+    reads: dict[int, tuple[list[int], int]] = {}
+    windows: dict[int, list[str]] = {}
+    submitter = walk.submitter
+    for p in partitions:
+        start, end = walk.read[p], walk.ends[p]
+        listed_from = walk.listed_from.get(p, end) if submitter is not None else end
+        if submitter is not None and start >= listed_from:
+            first = start // LISTING_WINDOW
+            last = min((end - 1) // LISTING_WINDOW, first + WINDOWS_PER_READ - 1)
+            windows[p] = [window_key(submitter, p, w * LISTING_WINDOW) for w in range(first, last + 1)]
+        else:
+            stop = min(start + CHUNK, listed_from, end)
+            reads[p] = (list(range(start, stop)), stop)
+    if windows:
+        wanted = [key for keys in windows.values() for key in keys]
+        found = {d["_id"]: d["offsets"] for d in await repository.load_listing(wanted)}
+        walk.entries_read += len(wanted)
+        for p, keys in windows.items():
+            start, end = walk.read[p], walk.ends[p]
+            offsets = sorted(o for key in keys for o in found.get(key, ()) if start <= o < end)
+            covered = min(end, (start // LISTING_WINDOW + len(keys)) * LISTING_WINDOW)
+            reads[p] = (offsets[:CHUNK], offsets[CHUNK - 1] + 1 if len(offsets) > CHUNK else covered)
+    return reads
 
 
 async def _starts(repository: Repository, ends: Mapping[int, int], bound: datetime) -> dict[int, int]:

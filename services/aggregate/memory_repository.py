@@ -21,9 +21,13 @@ class InMemoryRepository:
         self.progress: dict[str, Document] = {}
         self.listing: dict[str, Document] = {}
 
-    async def save_listing(self, entries: Iterable[Document]) -> None:
+    async def save_listing(self, entries: Iterable[Document],
+                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
         for entry in entries:
             self.listing.setdefault(entry["_id"], entry)
+        for key, offsets in (by_submitter or {}).items():
+            window = self.listing.setdefault(key, {"_id": key, "offsets": []})
+            window["offsets"] = [*window["offsets"], *sorted(set(offsets) - set(window["offsets"]))]
 
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return [self.listing[k] for k in keys if k in self.listing]
@@ -58,6 +62,8 @@ class InMemoryRepository:
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
         for doc in docs:
-            held = self.progress.get(doc["_id"])
-            self.progress[doc["_id"]] = {**doc, "next_offset": max(doc["next_offset"], held["next_offset"])
-                                         if held else doc["next_offset"]}
+            held = self.progress.get(doc["_id"]) or {}
+            kept = {**held, **doc, "next_offset": max(doc["next_offset"], held.get("next_offset", 0))}
+            if "listed_from" in held:
+                kept["listed_from"] = min(held["listed_from"], doc.get("listed_from", held["listed_from"]))
+            self.progress[doc["_id"]] = kept

@@ -98,17 +98,25 @@ class MongoRepository:
     async def load_progress(self) -> list[Document]:
         return [d async for d in self.progress.find({}).sort("_id", 1)]
 
-    async def save_listing(self, entries: Iterable[Document]) -> None:
+    async def save_listing(self, entries: Iterable[Document],
+                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
         entries = list(entries)
-        if entries:
-            await store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True)
+        windows = [UpdateOne({"_id": key}, {"$addToSet": {"offsets": {"$each": sorted(offsets)}}}, upsert=True)
+                   for key, offsets in (by_submitter or {}).items()]
+        await asyncio.gather(
+            *([store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True)]
+              if entries else []),
+            *([bulk_write(self.listing, windows)] if windows else []))
 
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return await find_by_id(self.listing, list(keys))
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
+        kept = ("_id", "next_offset", "listed_from")
         ops = [UpdateOne({"_id": d["_id"]}, {"$max": {"next_offset": d["next_offset"]},
-                                             "$set": {k: v for k, v in d.items() if k not in ("_id", "next_offset")}},
+                                             "$set": {k: v for k, v in d.items() if k not in kept},
+                                             **({"$min": {"listed_from": d["listed_from"]}} if "listed_from" in d
+                                                else {})},
                          upsert=True) for d in docs]
         if ops:
             await bulk_write(self.progress, ops)

@@ -10,7 +10,9 @@ a condition on `submissions` applies to the bucket's total and narrows the alway
 
 The listing of submissions reads `listing`: one entry per received event, `_id`
 `<partition>:<offset>` of the received topic, so that a page is found by `$in` over consecutive
-offsets (see listing.py), never by a range.
+offsets (see listing.py), never by a range; and, per submitter, partition and window of offsets,
+the offsets of that submitter's entries (`@<submitter>:<partition>:<window>`), so that one
+officer's page reads their entries only.
 
 A generation is one complete set of these collections: generation 0 is `submissions`,
 `view_<name>`, `listing` and `progress`; generation N > 0 prefixes each with `g<N>_` (see generation.py).
@@ -55,11 +57,13 @@ class Writes(Protocol):
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None: ...
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
-        """Record progress documents; `next_offset` never goes back."""
+        """Record progress documents; `next_offset` never goes back, `listed_from` (when given) never forward."""
         ...
 
-    async def save_listing(self, entries: Iterable[Document]) -> None:
-        """Record listing entries (written once: an entry already stored is left as it is)."""
+    async def save_listing(self, entries: Iterable[Document],
+                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+        """Record listing entries (written once: an entry already stored is left as it is), and add offsets to
+        the submitters' windows (`{window key: offsets}`, a set union: adding one twice changes nothing)."""
         ...
 
 class Repository(Writes, Protocol):

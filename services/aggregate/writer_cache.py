@@ -51,8 +51,9 @@ class WriterCache:
     async def save_progress(self, docs: Iterable[Document]) -> None:
         await self.inner.save_progress(docs)
 
-    async def save_listing(self, entries: Iterable[Document]) -> None:
-        await self.inner.save_listing(entries)
+    async def save_listing(self, entries: Iterable[Document],
+                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+        await self.inner.save_listing(entries, by_submitter)
 
     async def _saving(self, write: Awaitable[None]) -> None:
         try:

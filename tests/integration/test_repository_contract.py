@@ -81,6 +81,23 @@ async def test_listing_entries_are_written_once_and_found_by_key(repository: Rep
     assert sorted((e["_id"], e["id"]) for e in found) == [("0:1", "s1"), ("0:2", "s3"), ("2:7", "s2")]
 
 
+async def test_submitter_windows_gather_offsets_as_a_set_and_listed_from_keeps_the_least(
+        repository: Repository) -> None:
+    await repository.save_listing([], {"@k1:0:0": [3, 1], "@k2:0:0": [2]})
+    await repository.save_listing([{"_id": "0:4", "id": "s4"}], {"@k1:0:0": [1, 4]})  # a replay, and one more
+    found = {e["_id"]: sorted(e.get("offsets", [])) for e in await repository.load_listing(["@k1:0:0", "@k2:0:0"])}
+    assert found == {"@k1:0:0": [1, 3, 4], "@k2:0:0": [2]}
+
+    def received(next_offset: int, listed_from: int) -> dict[str, Any]:
+        return {"_id": "received#0", "kind": "received", "partition": 0, "next_offset": next_offset,
+                "listed_from": listed_from}
+    await repository.save_progress([received(10, 5)])
+    await repository.save_progress([received(20, 10)])
+    await repository.save_progress([received(8, 2)])  # a rebuild's replay from further back
+    stored = [(d["next_offset"], d["listed_from"]) for d in await repository.load_progress()]
+    assert stored == [(20, 2)]
+
+
 async def save(repository: Repository, view: str, docs: list[dict[str, Any]]) -> None:
     await repository.save_views({(view, d["_id"]): d for d in docs})
 
