@@ -271,13 +271,16 @@ async def _start(repository: Repository, partition: int, end: int, bound: dateti
 
 
 async def _first_from(repository: Repository, partition: int, start: int, end: int) -> tuple[int, Document] | None:
-    """The first entry of `partition` at an offset in [start, end), with its offset."""
-    for chunk in range(start, end, CHUNK):
-        offsets = range(chunk, min(chunk + CHUNK, end))
+    """The first entry of `partition` at an offset in [start, end), with its offset. Offsets without an entry
+    are rare (a record that is not an event), so `start` is tried alone first."""
+    first, step = start, 1
+    while first < end:
+        offsets = range(first, min(first + step, end))
         found = await repository.load_listing([f"{partition}:{o}" for o in offsets])
         if found:
             entry = min(found, key=offset_of)
             return offset_of(entry), entry
+        first, step = offsets.stop, CHUNK
     return None
 
 
