@@ -119,8 +119,10 @@ async def projected(records: list[Record], topics: Topics, primer: int,
 
 
 def _documents(repo: Any) -> dict[str, dict[str, dict[str, Any]]]:
-    """Collection name (as aggregate's generation 0 names it) → _id → document."""
-    out: dict[str, dict[str, dict[str, Any]]] = {"submissions": {k: dict(v) for k, v in repo.submissions.items()}}
+    """Collection name (as aggregate's generation 0 names it) → _id → document, in its stored form."""
+    from services.aggregate.record_codec import pack
+
+    out: dict[str, dict[str, dict[str, Any]]] = {"submissions": {k: pack(v) for k, v in repo.submissions.items()}}
     for (view, key), doc in repo.views.items():
         out.setdefault(f"view_{view}", {})[key] = dict(doc)
     return out

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from services.aggregate.mongo_repository import MongoRepository
 from services.aggregate.projection import merge_shards, shard_key
+from services.aggregate.record_codec import unpack
 from services.aggregate.repository import VIEWS
 from shared.store import Document, find_by_id
 
@@ -95,7 +96,7 @@ def _rows(view: str, shards: dict[str, list[Document]]) -> dict[str, Document]:
 
 
 async def _records(repository: MongoRepository, ids: Sequence[str]) -> dict[str, Document]:
-    return {d["_id"]: record_fields(d) for d in await find_by_id(repository.submissions, list(ids))}
+    return {d["_id"]: record_fields(unpack(d)) for d in await find_by_id(repository.submissions, list(ids))}
 
 
 async def _compare_view(live: MongoRepository, rebuilt: MongoRepository, view: str, sources: Sequence[str],
@@ -123,7 +124,7 @@ async def _compare_records(live: MongoRepository, rebuilt: MongoRepository,
                            progress: Progress) -> tuple[int, list[Difference]]:
     compared, found = 0, []
     async for page in _pages(live.submissions):
-        a = {d["_id"]: record_fields(d) for d in page}
+        a = {d["_id"]: record_fields(unpack(d)) for d in page}
         b = await _records(rebuilt, list(a))
         compared += len(a)
         found += diff_rows(RECORDS, a, b)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, UpdateOne
 
+from services.aggregate.record_codec import pack, unpack
 from services.aggregate.repository import INDEXES, VIEWS, ViewKey
 from services.aggregate.view_query import buckets, split_filters
 from shared.records import SUBMISSIONS, collection_prefix
@@ -42,7 +43,7 @@ class MongoRepository:
                 await self.view(view).create_index([(name, 1) for name in fields])
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
-        return {d["_id"]: d for d in await find_by_id(self.submissions, list(ids))}
+        return {d["_id"]: unpack(d) for d in await find_by_id(self.submissions, list(ids))}
 
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]:
         by_view: dict[str, list[str]] = {}
@@ -59,17 +60,17 @@ class MongoRepository:
                                for v, view_docs in by_view.items()))
 
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
-        docs = list(docs)
-        if docs:
-            await store_documents(self.submissions, docs, new)
+        stored = [pack(d) for d in docs]
+        if stored:
+            await store_documents(self.submissions, stored, new)
 
     async def get_submission(self, submission_id: str) -> Document | None:
         doc: Document | None = await self.submissions.find_one({"_id": submission_id})
-        return doc
+        return unpack(doc) if doc is not None else None
 
     async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
         query = {} if after is None else {"_id": {"$gt": after}}
-        return [d async for d in self.submissions.find(query).sort("_id", 1).limit(limit)]
+        return [unpack(d) async for d in self.submissions.find(query).sort("_id", 1).limit(limit)]
 
     async def query_view(self, view: str, filters: Mapping[str, Any], after: str | None,
                          limit: int) -> list[Document]:

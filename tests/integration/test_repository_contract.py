@@ -67,6 +67,25 @@ async def test_saving_again_replaces_the_document(repository: Repository) -> Non
     assert (await repository.load_submissions(["s1"]))["s1"]["status"] == "validated"
 
 
+async def test_a_record_is_stored_packed_and_one_stored_whole_still_reads(infra: Infra) -> None:
+    client = connect(infra.mongodb_url, "tests")
+    repo = MongoRepository(client, f"contract_{uuid.uuid4().hex[:10]}")
+    try:
+        record = {"_id": "r1", "type": "seizure", "status": "validated", "version": 1, "errors": [],
+                  "history": [{"seq": 3, "status": "validated", "fields": {"unit": "0c1d"}}],
+                  "valid": {"seq": 3, "data": {"place": "Хорог"}, "contributions": []}}
+        await repo.save_submissions([record], {"r1"})
+        stored = await repo.submissions.find_one({"_id": "r1"})
+        assert stored is not None and "history" not in stored and "valid" not in stored and "packed" in stored
+        assert await repo.get_submission("r1") == record
+        await repo.submissions.insert_one({**record, "_id": "r0"})  # as stored before packing
+        assert (await repo.load_submissions(["r0", "r1"]))["r0"] == {**record, "_id": "r0"}
+        assert [d["_id"] for d in await repo.scan_submissions(None, 5)] == ["r0", "r1"]
+    finally:
+        await client.drop_database(repo.db.name)
+        await client.close()
+
+
 async def test_submission_records_are_scanned_in_id_order(repository: Repository) -> None:
     await repository.save_submissions([{"_id": i, "status": "received"} for i in ("c", "a", "d", "b")])
     first = await repository.scan_submissions(None, 3)
