@@ -22,4 +22,5 @@ class ValidateSettings(ServiceSettings):
     producer_start_timeout_s: float = Field(15.0, gt=0, description="Longest wait for the transactional producer "
                                                                     "to connect (at start and after a failure).")
     producer_close_timeout_s: float = Field(5.0, gt=0, description="Longest wait for a producer to deliver what it "
-                                                                    "holds when it is closed.")
+                                                                    "holds when it is closed, or for a failed "
+                                                                    "transaction to abort.")

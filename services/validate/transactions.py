@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import close_producer, partition_for
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
 """Largest record batch built per partition. An idempotent producer has one batch in flight per partition, and
@@ -70,5 +73,28 @@ class Transactions:
         """A transaction on the producer whose turn it is: committed on exit, aborted on an error."""
         producer = self._producers[self._turn]
         self._turn = (self._turn + 1) % len(self._producers)
-        async with producer.transaction():
+        await producer.begin_transaction()
+        try:
             yield producer
+        except BaseException:
+            await self._abort(producer)
+            raise
+        await producer.commit_transaction()
+
+    async def _abort(self, producer: AIOKafkaProducer) -> None:
+        """Abort the transaction, waiting no longer than `close_timeout_s`.
+
+        An abort first waits until the broker has every record the transaction sent, which is never
+        while the link is cut; and when the error is the batch's deadline cancelling the work, nothing
+        would cancel the abort. Given up, the error still reaches the worker, which retries the batch
+        with new producers: registering the same ids fences this one, and the broker aborts what it
+        left open.
+        """
+        if producer._txn_manager.is_fatal_error():  # the sender has stopped; nothing to abort with
+            return
+        try:
+            async with asyncio.timeout(self.close_timeout_s):
+                await producer.abort_transaction()
+        except Exception as exc:  # noqa: BLE001 - the error that made the abort is the one to raise
+            log.warning("transaction not aborted in time; its producer will be replaced",
+                        extra={"timeout_s": self.close_timeout_s, "error": repr(exc)})

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Histogram
 
 from services.validate.decision import Outgoing, decide
@@ -42,6 +42,8 @@ class ValidateWorker(BatchWorker):
         self.transactions = Transactions(settings.kafka_bootstrap_servers, settings.transactional_id,
                                          start_timeout_s=settings.producer_start_timeout_s,
                                          close_timeout_s=settings.producer_close_timeout_s)
+        self.decided_up_to: dict[TopicPartition, int] = {}
+        """Per partition, the offset this worker's last committed transaction moved the group to."""
 
     def make_consumer(self) -> AIOKafkaConsumer:
         return build_consumer(self.settings.kafka_bootstrap_servers, [self.topics.received], self.settings.group_id,
@@ -68,6 +70,9 @@ class ValidateWorker(BatchWorker):
     async def process(self, batch: Batch) -> None:
         if not self.transactions.started:
             raise InfrastructureUnavailable("no transactional producer (the broker was unreachable)")
+        batch = self._undecided(batch)
+        if not batch:
+            return
         started = time.perf_counter()
         outgoing = [decide(r.value, r.key, dict(r.headers), r.partition, r.offset, self.topics)
                     for records in batch.values() for r in records]
@@ -77,8 +82,10 @@ class ValidateWorker(BatchWorker):
                     for o in outgoing]
             await asyncio.gather(*sent)
             delivered = time.perf_counter()
-            await producer.send_offsets_to_transaction(last_offsets(batch), self.settings.group_id)
+            committing = last_offsets(batch)
+            await producer.send_offsets_to_transaction(committing, self.settings.group_id)
             offsets_added = time.perf_counter()
+        self.decided_up_to.update(committing)
         _phases(decide=decided - started, send=delivered - decided, offsets=offsets_added - delivered,
                 commit=time.perf_counter() - offsets_added)
         for o in outgoing:
@@ -87,6 +94,29 @@ class ValidateWorker(BatchWorker):
             if not o.accepted:
                 _rejected(self.service, self.topics.received).inc()
             _log_decision(o)
+
+    def _undecided(self, batch: Batch) -> Batch:
+        """`batch` without the records a transaction of this worker's has already decided and committed.
+
+        When the group loses this worker (its link to the broker cut longer than the session timeout)
+        while a transaction is open, the worker rejoins and reads its starting offsets before that
+        transaction's offsets are settled: aiokafka cannot ask the broker to wait for them (KIP-447's
+        require_stable), so it gets the offsets from before, and the group hands the same records out
+        again. They are skipped here; offsets only move forward, so any offset this worker committed is
+        one no one needs to decide below.
+        """
+        kept: Batch = {}
+        skipped = 0
+        for tp, records in batch.items():
+            done = self.decided_up_to.get(tp, 0)
+            fresh = [r for r in records if r.offset >= done]
+            skipped += len(records) - len(fresh)
+            if fresh:
+                kept[tp] = fresh
+        if skipped:
+            log.warning("skipped records this worker had already decided and committed",
+                        extra={"records": skipped})
+        return kept
 
 
 _produced, _decisions, _rejected = labelled(EVENTS_PRODUCED), labelled(DECISIONS), labelled(EVENTS_REJECTED)
