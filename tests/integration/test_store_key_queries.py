@@ -20,10 +20,12 @@ from bson import Int64, ObjectId
 from shared.store import connect
 from tests.conftest import Infra
 
-NUMBERS: list[Any] = [-3, 0, -0.0, 1, 1.0, Int64(1), 2.5, Int64(2**40), 2**31 - 1, -(2**31), 1e300]
+NUMBERS: list[Any] = [-3, 0, 1, Int64(1), 2, Int64(2**40), 2**31 - 1, -(2**31), Int64(2**62)]
 STRINGS: list[Any] = ["", " ", "a", "a ", "a!", 'a"', "a\\", "ab", "b", "B", "é", "\u2028", "zz~"]
-ODD: list[Any] = [None, ["a"], ["b", 3], [], {"x": 1}, True, datetime(2024, 1, 2, tzinfo=UTC), ObjectId()]
-"""Values the indexes cannot order as MongoDB does: a collection holding one is answered by a scan."""
+ODD: list[Any] = [None, ["a"], ["b", 3], [], {"x": 1}, True, datetime(2024, 1, 2, tzinfo=UTC), ObjectId(),
+                  1.0, 2.5, -0.0, 0.1, 1e300]
+"""Values the indexes do not order (a double, stored as decimal text, might not read back as the same double):
+a collection holding one is answered by a scan."""
 
 
 def documents(odd: bool) -> list[dict[str, Any]]:
@@ -44,11 +46,12 @@ def documents(odd: bool) -> list[dict[str, Any]]:
 def queries() -> list[tuple[dict[str, Any], list[tuple[str, int]]]]:
     """Filters on boundary values of each type, sorts on the indexed fields and `_id`."""
     found: list[tuple[dict[str, Any], list[tuple[str, int]]]] = []
-    bounds: list[Any] = [0, 1, 1.0, 2.5, Int64(2**40), -(2**31), "", "a", "a ", 'a"', "b", "é"]
+    bounds: list[Any] = [0, 1, 1.0, 2.5, 0.1, Int64(2**40), -(2**31), "", "a", "a ", 'a"', "b", "é"]
     conditions: list[Any] = [{}]
     for v in bounds:
         conditions += [{"k": v}, {"k": {"$gt": v}}, {"k": {"$gte": v}}, {"k": {"$lt": v}}, {"k": {"$lte": v}}]
-    conditions += [{"k": {"$gt": 0, "$lte": 2.5}}, {"k": {"$gte": "a", "$lt": "b"}}, {"k": {"$gt": "b", "$lt": "a"}},
+    conditions += [{"k": {"$gt": 0, "$lte": 2.5}}, {"k": {"$gte": 1, "$lt": Int64(2**62)}},
+                   {"k": {"$gte": "a", "$lt": "b"}}, {"k": {"$gt": "b", "$lt": "a"}},
                    {"_id": {"$gt": "050"}}, {"k": "a", "_id": {"$lte": "050"}}]
     for condition in conditions:
         found += [(condition, [("k", 1), ("_id", 1)]), (condition, [("_id", 1)]),
