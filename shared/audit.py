@@ -15,6 +15,9 @@ from pymongo import AsyncMongoClient
 
 from shared.store import Document, store_documents
 
+FILTERS = ("actor", "action", "target")
+"""What the trail is filtered on (by equality)."""
+
 Action = Literal["submitted", "amended", "resubmitted", "withdrawn", "exported", "key_created", "key_revoked"]
 
 
@@ -50,6 +53,11 @@ class MongoAuditLog:
 
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         self.collection = client[database]["audit"]
+
+    async def ensure_indexes(self) -> None:
+        """The trail is read oldest first, all of it or one actor's, action's or target's (`query`)."""
+        for name in FILTERS:
+            await self.collection.create_index([(name, 1), ("_id", 1)])
 
     async def record(self, entries: Iterable[Document]) -> None:
         entries = list(entries)

@@ -39,6 +39,7 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
         client = connect(settings.mongodb_url, "dmp-aggregate")
         app.state.mongo = client
         app.state.audit = MongoAuditLog(client, settings.mongodb_database)
+        await app.state.audit.ensure_indexes()
         app.state.authenticator = Authenticator(MongoKeyStore(client, settings.mongodb_database), pepper)
         app.state.sessions = console_sessions(settings, MongoSessionStore(client, settings.mongodb_database),
                                               app.state.authenticator)

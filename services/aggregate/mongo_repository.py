@@ -38,9 +38,12 @@ class MongoRepository:
                 *(f"{self.prefix}view_{v}" for v in VIEWS)]
 
     async def ensure_indexes(self) -> None:
+        """Create each view's INDEXES and drop any other it has (each one costs every write)."""
         for view in VIEWS:  # one at a time: each may create its collection
-            for fields in [["bucket"], *INDEXES[view]]:
-                await self.view(view).create_index([(name, 1) for name in fields])
+            collection = self.view(view)
+            wanted = {await collection.create_index([(name, 1) for name in fields]) for fields in INDEXES[view]}
+            for name in set(await collection.index_information()) - wanted - {"_id_"}:
+                await collection.drop_index(name)
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         return {d["_id"]: unpack(d) for d in await find_by_id(self.submissions, list(ids))}
@@ -79,7 +82,8 @@ class MongoRepository:
         found: list[Document] = []
         last = after
         while len(found) < limit:
-            where = {**query, **({"bucket": {"$gt": last}} if last is not None else {"bucket": {"$exists": True}})}
+            # every shard's bucket is a string: `$gte ""` selects them all, as a range the bucket index answers
+            where = {**query, "bucket": {"$gt": last} if last is not None else {"$gte": ""}}
             shards = [d async for d in collection.find(where).sort([("bucket", 1), ("_id", 1)])
                       .limit(SHARDS_PER_READ)]
             exhausted = len(shards) < SHARDS_PER_READ

@@ -1,12 +1,11 @@
 """The repository port: what aggregate's projection writes and its read API reads, whatever stores it.
 
-Hot-path reads and writes go by `_id` only (FerretDB scans the collection for anything else).
-`query_view` is for the read API. View documents are shards (`<bucket>#p<partition>`, see
-projection.py); `query_view` answers with whole buckets, one merged document per bucket, `_id`
-the bucket key, in bucket order, so a page never splits a bucket's shards. Filters are equality
-or ranges (`{"month": {"$gte": a, "$lte": b}}`) with `$gt`, `$gte`, `$lt`, `$lte` on dimensions;
-a condition on `submissions` applies to the bucket's total and narrows the always-applied `> 0`
-(view_query.py).
+Hot-path reads and writes go by `_id` only. `query_view` is for the read API; it reads through INDEXES.
+View documents are shards (`<bucket>#p<partition>`, see projection.py); `query_view` answers with whole
+buckets, one merged document per bucket, `_id` the bucket key, in bucket order, so a page never splits a
+bucket's shards. Filters are equality or ranges (`{"month": {"$gte": a, "$lte": b}}`) with `$gt`, `$gte`,
+`$lt`, `$lte` on dimensions; a condition on `submissions` applies to the bucket's total and narrows the
+always-applied `> 0` (view_query.py).
 
 The listing of submissions reads `listing`: one entry per received event, `_id`
 `<partition>:<offset>` of the received topic, so that a page is found by `$in` over consecutive
@@ -29,17 +28,25 @@ from shared.store import Document
 
 VIEWS = ("seizures", "routes", "map", "prices", "financial", "treatment", "courses", "trainees", "repeats")
 
-INDEXES: dict[str, list[list[str]]] = {
-    "seizures": [["country", "year", "drug"]],
-    "routes": [["route", "month", "drug"], ["drug", "month"]],
-    "map": [["drug", "seized_on"], ["seized_on"]],
-    "prices": [["country", "year", "drug", "market"]],
-    "financial": [["country", "year", "case_type"]],
-    "treatment": [["country", "year"]],
-    "courses": [["country", "year"]],
-    "trainees": [["country", "year"]],
-    "repeats": [["submissions"]],
+FILTERS: dict[str, tuple[str, ...]] = {
+    "seizures": ("country", "year", "drug"),
+    "routes": ("route", "drug", "month"),
+    "map": ("drug", "route", "seized_on"),
+    "prices": ("country", "year", "drug", "market"),
+    "financial": ("country", "year", "case_type"),
+    "treatment": ("country", "year"),
+    "courses": ("country", "year"),
+    "trainees": ("country", "year"),
+    "repeats": (),
 }
+"""The dimensions the read API filters each view on."""
+
+INDEXES: dict[str, list[list[str]]] = {
+    view: [["bucket", "_id"], *([name, "bucket", "_id"] for name in FILTERS[view])] for view in VIEWS}
+"""What `query_view` reads in order: the shards in bucket order, all of them or those of one value of a filtered
+dimension (a range, such as `month`, is checked on the shards read in bucket order). MongoDB answers from them, and
+so does the embedded store, which also needs every filtered field in one of them to answer at all
+(infra/ferretdb/patches/11-key-indexes.patch): without them every page is a scan and a sort of the whole view."""
 
 ViewKey = tuple[str, str]
 

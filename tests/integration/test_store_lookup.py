@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import closing
 from typing import Any
 
 import pytest
@@ -151,20 +149,3 @@ async def test_an_index_is_listed_sized_and_dropped_and_a_unique_one_enforced(co
     await collection.drop_index(lookup)
 
     assert set(await collection.index_information()) == {"_id_", unique}
-
-
-async def test_on_ferretdb_only_unique_indexes_are_built_in_sqlite(infra: Infra, collection: Any) -> None:
-    """FerretDB's SQLite backend reads no index but `_id`'s: any other that enforces nothing is only write cost
-    (infra/store.py UNUSED_INDEXES)."""
-    if infra.engine != "ferretdb" or infra.store_dir is None:
-        pytest.skip("about the FerretDB built here")
-    await collection.insert_one({"_id": "a", "country": "AFG", "code": "x"})
-    await collection.create_index("country")
-    await collection.create_index("code", unique=True)
-
-    [path] = infra.store_dir.rglob(f"{collection.database.name}.sqlite")
-    with closing(sqlite3.connect(path)) as db:
-        built = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-
-    assert any(name.endswith("_code_1") for name in built), built
-    assert not any(name.endswith("_country_1") for name in built), built
