@@ -201,8 +201,12 @@ async function send(event) {
   }
 }
 
+let drawing = 0;
+
 async function render(type, amend = null) {
+  const turn = ++drawing;
   const schema = await (await fetch(`schemas/${type}.v${SCHEMA_VERSION[type]}.schema.json`)).json();
+  if (turn !== drawing) return; // another type was chosen while this one's schema loaded: that form wins
   const fields = [];
   const inputs = Object.entries(schema.properties).map(([name, prop]) =>
     build(name, prop, [name], (schema.required ?? []).includes(name), schema.$defs ?? {}, fields));
