@@ -381,7 +381,10 @@ async def rebuild(stack: Stack, budget: float) -> dict[str, Any]:
     dmp = shutil.which("dmp", path=str(Path(sys.executable).parent))
     if dmp is None:
         raise BenchError("the dmp command is not installed in this virtualenv")
-    env = {**os.environ, **stack.b.env(stack.ns), "COLUMNS": "10000"}  # one line per message
+    # A group of its own each time: `dmp admin views drop` leaves the dropped generation's consumer group, and the
+    # next rebuild, given the same generation number, would resume from that group's offsets, not the earliest.
+    env = {**os.environ, **stack.b.env(stack.ns), "AGGREGATE_GROUP_ID": f"{stack.ns}-rebuild-{int(time.time())}",
+           "COLUMNS": "10000"}  # one line per message
     logfile = stack.b.base / "logs" / f"rebuild-{int(time.time())}.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -77,9 +77,9 @@ def goals(points: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["store_rss"] = {"goal_mb": STORE_RSS_GOAL_MB, "peak_mb": max(known_peaks) if known_peaks else None,
                         "met": max(known_peaks) < STORE_RSS_GOAL_MB if known_peaks else None}
     growing = {}
-    for name in SERVICES:
-        first = points[0].get("rss_mb", {}).get(name, {}).get("now") if points else None
-        last = points[-1].get("rss_mb", {}).get(name, {}).get("now") if points else None
+    for name in SERVICES:  # judged on the peaks: the largest a process got while the store held that much
+        first = points[0].get("rss_mb", {}).get(name, {}).get("peak") if points else None
+        last = points[-1].get("rss_mb", {}).get(name, {}).get("peak") if points else None
         growing[name] = grows(first, last) if len(points) > 1 else None
     verdicts = [g for g in growing.values() if g is not None]
     out["service_rss_flat"] = {"limit": RSS_GROWTH_LIMIT, "grows": growing,
@@ -155,5 +155,7 @@ def _rebuild_time(rebuild: Mapping[str, Any]) -> str:
         return "n/a"
     text = f"{rebuild.get('seconds', 0):,.0f} s"
     if not rebuild.get("replayed_all"):
-        text += " (stopped)"
+        text += " (stopped while replaying)"
+    elif not rebuild.get("compared"):
+        text += f" (replayed in {rebuild.get('replay_seconds', 0):,.0f} s; stopped while comparing)"
     return text

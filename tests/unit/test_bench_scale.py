@@ -117,7 +117,7 @@ def test_the_corpus_mixes_five_types_with_amendments_and_only_the_broken_ones_ar
     assert set(Counter(b["type"] for b in bodies)) == {"seizure", "price", "financial_case", "treatment_facility",
                                                        "training"}
     assert len({b["data"].get("country") or b["data"].get("host_country") for b in bodies}) > 30
-    first = {}
+    first: dict[str, dict[str, Any]] = {}
     for b in bodies:
         first.setdefault(b["id"], b)
     rejected = sum(isinstance(validate(received(b)), Rejected) for b in first.values())
