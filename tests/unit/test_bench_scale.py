@@ -47,7 +47,8 @@ def point(size: int, rate: float, p99: float, rebuild: float, ceiling: float, st
             "reads_ms": {"seizures": {"p50": p99 / 2, "p99": p99, "n": 20},
                          "listing": {"p50": 10.0, "p99": 20.0, "n": 20}},
             "store_bytes_per_submission": 4000, "kafka_bytes_per_submission": 2000,
-            "rebuild": {"per_s": rebuild, "seconds": 60.0, "replayed_all": True}, "ceiling": {"per_s": ceiling},
+            "rebuild": {"per_s": rebuild, "seconds": 60.0, "replayed_all": True, "compared": True},
+            "ceiling": {"per_s": ceiling},
             "rebuild_ratio": rebuild / ceiling,
             "rss_mb": {"store": {"now": store_peak / 2, "peak": store_peak},
                        "aggregate": {"now": aggregate_rss, "peak": aggregate_rss},
@@ -84,6 +85,8 @@ def test_table_has_a_column_per_size_and_says_which_goals_are_met() -> None:
     points = [point(10_000, 1000.0, 90.0, 600.0, 1000.0, 500.0, 100.0),
               point(100_000, 700.0, 140.0, 400.0, 1000.0, 900.0, 100.0)]
     points[1]["aggregate"]["ratio_to_first"] = 0.7
+    points[0]["rebuild"].update(replayed_all=False, compared=False)
+    points[1]["rebuild"].update(seconds=300.0, compared=False, replay_seconds=155.0)
     doc = {"checkpoints": points, "goals": scale_report.goals(points)}
     console = Console(width=200, record=True, color_system=None)
     console.print(scale_report.table(doc))
@@ -96,6 +99,8 @@ def test_table_has_a_column_per_size_and_says_which_goals_are_met() -> None:
     assert lines["÷ rate at the smallest size"][1:] == ["0.70", "≥ 0.8 at the largest", "no"]
     assert lines["rebuild ÷ ceiling"] == ["0.60", "0.40", "≥ 0.5", "no"]
     assert lines["RSS store MB (now / peak)"] == ["250 / 500", "450 / 900", "< 1,024 MB", "yes"]
+    assert lines["rebuild time"][:2] == ["60 s (stopped while replaying)",
+                                         "300 s (replayed in 155 s; stopped while comparing)"]
 
 
 def received(body: dict[str, Any]) -> SubmissionReceived:
