@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test test-fast test-unit test-kafka-3.9 lint typecheck bench docs clean lock
+.PHONY: help up down status test test-fast test-unit test-kafka-3.9 lint typecheck bench bench-scale docs clean lock
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9.-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,10 @@ typecheck: $(STAMP) ## mypy, strict
 
 bench: $(STAMP) ## the benchmark; prints a table and writes var/bench/latest.json
 	$(PY) -m bench
+
+SCALE ?= 10000,100000
+bench-scale: $(STAMP) ## cost growth with stored volume (SCALE=10000,100000; add 1000000 for 1M); writes var/bench/scale.json
+	$(PY) -m bench --scale $(SCALE)
 
 docs: $(STAMP) ## build the documentation site into var/site/ (fails on a broken link)
 	$(VENV)/bin/mkdocs build --strict --quiet

@@ -38,6 +38,14 @@ class Options:
     stages: str = "http_single,ingest_batch,validate,aggregate,e2e"
     keep: bool = False
     """Keep var/bench/run-<id>/ (broker and store data, logs) after a successful run."""
+    scale: str = ""
+    """Instead of the stages: load this many submissions of all five types and measure what stored volume costs at
+    each checkpoint (`10000,100000`; one number N adds the default checkpoints below it): `make bench-scale`."""
+    scale_probe: int = 5000
+    """With --scale: submissions loaded while aggregate is stopped, at the end of each checkpoint, to time its drain."""
+    rebuild_budget: float = 300.0
+    """With --scale: seconds the rebuild (and, apart, the raw replay) may take at each checkpoint before being
+    stopped."""
     profile: bool = False
     """Sample every service the bench starts with py-spy; stacks go to var/bench/run-<id>/profiles/
     (implies keep). The sampling costs the services a little CPU: ratios of a profiled run are lower."""

@@ -1012,16 +1012,20 @@ def machine(b: Bench | None, engine: str) -> dict[str, Any]:
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"), "run_id": b.run_id if b else None}
 
 
-def _terminate(signum: int, _: FrameType | None) -> None:
+def terminate(signum: int, _: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    if opts.scale:
+        from bench import scale
+
+        return scale.main(opts)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries on fresh topics' leader moves are expected
     run_id = uuid.uuid4().hex[:8]
     base = BENCH / f"run-{run_id}"
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     broker: kafka.Broker | None = None
     local_store: store.Store | None = None
     b: Bench | None = None
@@ -1033,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = kafka.start(base / "kafka")
         log(f"broker {broker.bootstrap} (Kafka {kafka.VERSION}), store {local_store.url} ({local_store.engine})")
         b = Bench(opts, broker, local_store, base, run_id)
-        runner = asyncio.Runner(loop_factory=_loop_factory())
+        runner = asyncio.Runner(loop_factory=loop_factory())
         try:
             runner.run(run_stages(b))
         finally:
@@ -1070,7 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop, as uvicorn uses it in the services (loop="auto"), so both sides of a ratio run on the same loop."""
     try:
         import uvloop
