@@ -85,6 +85,9 @@ class Replayer:
                                                 f"{expected} partitions; is another consumer in it?")
             await asyncio.sleep(0.1)
             expected = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics.all())
+        # A generation's number is used again once it is dropped, and its group's committed offsets with it:
+        # a rebuild always replays from the start.
+        await self.consumer.seek_to_beginning(*self.consumer.assignment())
         self.applied_next = {tp: 0 for tp in self.consumer.assignment()}
 
     async def stop(self) -> None:

@@ -90,3 +90,12 @@ async def test_rebuild_equals_live_and_a_swap_keeps_the_views_exact_while_events
     with pytest.raises(RebuildRunning, match="generation 3"):
         await rebuild(settings, client)
     assert await meta.generations() == [0, 2] and await meta.live() == 2
+
+    # a generation dropped and rebuilt under the same number replays everything again, not from where its
+    # consumer group stood last time
+    await meta.release_rebuild()
+    first = await rebuild(settings, client, rounds=1, wait=5)
+    await drop_generation(client, database, first.rebuilt)
+    again = await rebuild(settings, client, rounds=1, wait=5)
+    assert again.rebuilt == first.rebuilt and again.differences == []
+    assert again.events == first.events > 0
