@@ -42,7 +42,8 @@ CHUNK = 64
 SCAN_BUDGET = 5_000
 """Entries (and submitter windows) one request reads at most before it answers with what it found and a cursor."""
 WINDOWS_PER_READ = 16
-"""A submitter's windows read per partition per lookup."""
+"""Most of a submitter's windows read per partition per lookup: one at first, twice as many each time a read
+found too few of their entries (a window of a prolific submitter holds many)."""
 CLOCK_SLACK = timedelta(minutes=5)
 """How far out of order received times may be within one partition (several ingest processes share one):
 `from`/`to` start and stop a partition's walk this far outside the range, and filter exactly."""
@@ -106,6 +107,8 @@ class Walk:
     submitter: str | None = None
     listed_from: dict[int, int] = field(default_factory=dict)
     """Per partition, the first offset from which the submitter's windows are complete."""
+    windows: dict[int, int] = field(default_factory=dict)
+    """Per partition, how many windows the next lookup reads."""
     ahead: dict[int, list[Document]] = field(default_factory=dict)
     entries_read: int = 0
 
@@ -232,7 +235,7 @@ async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int
         listed_from = walk.listed_from.get(p, end) if submitter is not None else end
         if submitter is not None and start >= listed_from:
             first = start // LISTING_WINDOW
-            last = min((end - 1) // LISTING_WINDOW, first + WINDOWS_PER_READ - 1)
+            last = min((end - 1) // LISTING_WINDOW, first + walk.windows.get(p, 1) - 1)
             windows[p] = [window_key(submitter, p, w * LISTING_WINDOW) for w in range(first, last + 1)]
         else:
             stop = min(start + CHUNK, listed_from, end)
@@ -244,6 +247,8 @@ async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int
         for p, keys in windows.items():
             start, end = walk.read[p], walk.ends[p]
             offsets = sorted(o for key in keys for o in found.get(key, ()) if start <= o < end)
+            if len(offsets) < CHUNK:
+                walk.windows[p] = min(2 * len(keys), WINDOWS_PER_READ)
             covered = min(end, (start // LISTING_WINDOW + len(keys)) * LISTING_WINDOW)
             reads[p] = (offsets[:CHUNK], offsets[CHUNK - 1] + 1 if len(offsets) > CHUNK else covered)
     return reads
