@@ -14,12 +14,12 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from rich.console import Console
@@ -42,15 +42,17 @@ from infra.proc import ROOT, VAR, free_port, spawn, stop_pid, wait_until
 from shared.kafka import ensure_topics
 from shared.topics import Topics
 
+T = TypeVar("T")
+
 console = Console(width=None if sys.stdout.isatty() else 140)
 BENCH = VAR / "bench"
 PARTITIONS = 6
 PRIMER = 50
+"""aggregate gets this many events (and the store ceiling this many documents) before its clock starts."""
 WARM_UP = 200
 """Items run through an in-process timing before its clock starts (caches, first-use loading)."""
 STORE_PARTS = ("views", "submissions", "progress", "audit")
 """The collections aggregate's store-write timings are labelled with (services/aggregate/worker.py)."""
-"""aggregate gets this many events (and the store ceiling this many documents) before its clock starts."""
 
 
 def log(message: str) -> None:
@@ -1022,39 +1024,19 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scale
 
         return scale.main(opts)
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries on fresh topics' leader moves are expected
     run_id = uuid.uuid4().hex[:8]
     base = BENCH / f"run-{run_id}"
-    signal.signal(signal.SIGTERM, terminate)
-    broker: kafka.Broker | None = None
-    local_store: store.Store | None = None
-    b: Bench | None = None
     ok = False
     started = time.perf_counter()
     try:
         log(f"run {run_id}: starting a broker and a store under {base.relative_to(ROOT)}")
-        local_store = store.start(base / "store")
-        broker = kafka.start(base / "kafka")
-        log(f"broker {broker.bootstrap} (Kafka {kafka.VERSION}), store {local_store.url} ({local_store.engine})")
-        b = Bench(opts, broker, local_store, base, run_id)
-        runner = asyncio.Runner(loop_factory=loop_factory())
-        try:
-            runner.run(run_stages(b))
-        finally:
-            runner.close()
-        ok = not b.errors
+        with bench_stack(opts, base, run_id) as b:
+            log(f"broker {b.broker.bootstrap} (Kafka {kafka.VERSION}), store {b.store.url} ({b.store.engine})")
+            run_loop(run_stages(b))
+            ok = not b.errors
     except KeyboardInterrupt:
         console.print(f"[red]interrupted; everything it started is stopped; data kept in {base}[/]")
         return 130
-    finally:
-        if b is not None:
-            b.stop_all()
-        if broker is not None:
-            broker.stop()
-        if local_store is not None:
-            local_store.stop()
-    if b is None:
-        return 1
     doc = report.build(b.stages, b.latency, b.rss, machine(b, b.store.engine),
                        extra_absolute={**b.extra, "duration_s": round(time.perf_counter() - started, 1)},
                        breakdown=b.breakdown, settings=vars(opts))
@@ -1072,6 +1054,38 @@ def main(argv: list[str] | None = None) -> int:
     else:
         console.print(f"logs and data kept in {base.relative_to(ROOT)}")
     return 0 if ok else 1
+
+
+@contextlib.contextmanager
+def bench_stack(opts: Options, base: Path, run_id: str) -> Iterator[Bench]:
+    """A store, a broker and the Bench that starts services against them, under `base`; all stopped on the way
+    out, interrupted or not (SIGTERM is turned into an exit, so that this cleanup runs)."""
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries on fresh topics' leader moves are expected
+    signal.signal(signal.SIGTERM, terminate)
+    local_store: store.Store | None = None
+    broker: kafka.Broker | None = None
+    b: Bench | None = None
+    try:
+        local_store = store.start(base / "store")
+        broker = kafka.start(base / "kafka")
+        b = Bench(opts, broker, local_store, base, run_id)
+        yield b
+    finally:
+        if b is not None:
+            b.stop_all()
+        if broker is not None:
+            broker.stop()
+        if local_store is not None:
+            local_store.stop()
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on the services' kind of event loop."""
+    runner = asyncio.Runner(loop_factory=loop_factory())
+    try:
+        return runner.run(main)
+    finally:
+        runner.close()
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

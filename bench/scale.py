@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import shutil
@@ -45,15 +44,14 @@ from bench.runner import (
     PARTITIONS,
     Bench,
     Proc,
+    bench_stack,
     console,
     hostport,
     log,
-    loop_factory,
     machine,
-    terminate,
+    run_loop,
 )
 from bench.scale_load import Corpus, post_all
-from infra import kafka, store
 from infra.proc import ROOT
 from shared.kafka import ensure_topics
 from shared.topics import Topics
@@ -583,37 +581,17 @@ def main(opts: Options) -> int:
     """Start a broker and a store of its own, run the checkpoints, write var/bench/scale.json, print the table."""
     scale = ScaleOptions(scale_report.checkpoints(opts.scale), probe=opts.scale_probe,
                          rebuild_budget=opts.rebuild_budget)
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     run_id = uuid.uuid4().hex[:8]
     base = BENCH / f"scale-{run_id}"
-    signal.signal(signal.SIGTERM, terminate)
     started = time.perf_counter()
-    local_store: store.Store | None = None
-    broker: kafka.Broker | None = None
-    b: Bench | None = None
-    doc: dict[str, Any] | None = None
     try:
         log(f"scale run {run_id}: checkpoints {', '.join(f'{n:,}' for n in scale.checkpoints)}; "
             f"a broker and a store under {base.relative_to(ROOT)}")
-        local_store = store.start(base / "store")
-        broker = kafka.start(base / "kafka")
-        b = Bench(opts, broker, local_store, base, run_id)
-        runner = asyncio.Runner(loop_factory=loop_factory())
-        try:
-            doc = runner.run(run(b, scale))
-        finally:
-            runner.close()
+        with bench_stack(opts, base, run_id) as b:
+            doc = run_loop(run(b, scale))
     except KeyboardInterrupt:
         console.print(f"[red]interrupted; everything it started is stopped; data kept in {base}[/]")
         return 130
-    finally:
-        if b is not None:
-            b.stop_all()
-        if broker is not None:
-            broker.stop()
-        if local_store is not None:
-            local_store.stop()
-    assert b is not None and doc is not None
     doc["machine"] = machine(b, b.store.engine)
     doc["duration_s"] = round(time.perf_counter() - started, 1)
     BENCH.mkdir(parents=True, exist_ok=True)
