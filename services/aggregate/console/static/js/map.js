@@ -12,7 +12,7 @@ function ringPath(rings) {
   return rings.map((ring) => `M${ring.map(([x, y]) => `${x},${-y}`).join('L')}Z`).join('');
 }
 
-const MAX_POINTS = 5000; // more would not be readable, nor quick to draw: the page asks to narrow the filters
+const MAX_POINTS = 1000; // one page of the map view; more would not be readable, nor quick to draw: the page asks to narrow the filters
 
 /** The features of the map view for the filters, following its cursor up to MAX_POINTS; whether there are more. */
 async function features(params) {
