@@ -108,10 +108,12 @@ class MongoRepository:
         entries = list(entries)
         windows = [UpdateOne({"_id": key}, {"$addToSet": {"offsets": {"$each": sorted(offsets)}}}, upsert=True)
                    for key, offsets in (by_submitter or {}).items()]
-        await asyncio.gather(
-            *([store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True)]
-              if entries else []),
-            *([bulk_write(self.listing, windows)] if windows else []))
+        writes = []
+        if entries:
+            writes.append(store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True))
+        if windows:
+            writes.append(bulk_write(self.listing, windows))
+        await asyncio.gather(*writes)
 
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return await find_by_id(self.listing, list(keys))

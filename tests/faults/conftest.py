@@ -328,6 +328,16 @@ def verify_exactly_once(stack: FaultStack, load: Load, label: str, timeout: floa
     return figures
 
 
+def assert_exactly_once(stack: FaultStack, load: Load, label: str, timeline: Timeline) -> Figures:
+    """The load met no unexpected answer, and every submission it sent is in the views once, all acknowledged."""
+    assert not load.unexpected, load.unexpected[:5]
+    figures = verify_exactly_once(stack, load, label)
+    timeline.mark("views exact")
+    assert figures.unacknowledged == 0
+    assert figures.duplicates == 0 and figures.missing == 0
+    return figures
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES:
         terminalreporter.section("fault suite figures")

@@ -16,7 +16,7 @@ from tests.faults.conftest import (
     FaultInfra,
     FaultStack,
     Timeline,
-    verify_exactly_once,
+    assert_exactly_once,
     wait_not_ready,
     wait_ready,
 )
@@ -96,11 +96,7 @@ def test_acknowledged_submissions_are_in_the_views_exactly_once_after_crashes_an
         load.stop()
         timeline.mark("load stopped")
 
-    assert not load.unexpected, load.unexpected[:5]
-    figures = verify_exactly_once(stack, load, "kill -9 ingest/validate/aggregate/broker, pause store")
-    timeline.mark("views exact")
-    assert figures.unacknowledged == 0
-    assert figures.duplicates == 0 and figures.missing == 0
+    assert_exactly_once(stack, load, "kill -9 ingest/validate/aggregate/broker, pause store", timeline)
     eventually(lambda: stack.metric("aggregate", "dmp_consumer_lag") == 0, timeout=60,
                what="aggregate's lag back to zero")
     timeline.report()

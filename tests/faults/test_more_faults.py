@@ -26,7 +26,7 @@ from tests.faults.conftest import (
     FaultInfra,
     FaultStack,
     Timeline,
-    verify_exactly_once,
+    assert_exactly_once,
     wait_not_ready,
     wait_ready,
 )
@@ -99,11 +99,7 @@ def test_a_store_killed_and_restarted_on_its_data_loses_and_doubles_nothing(
     finally:
         load.stop()
 
-    assert not load.unexpected, load.unexpected[:5]
-    figures = verify_exactly_once(stack, load, "kill -9 the store, restart it on its data")
-    timeline.mark("views exact")
-    assert figures.unacknowledged == 0
-    assert figures.duplicates == 0 and figures.missing == 0
+    assert_exactly_once(stack, load, "kill -9 the store, restart it on its data", timeline)
     eventually(lambda: stack.metric("aggregate", "dmp_consumer_lag") == 0, timeout=60,
                what="aggregate's lag back to zero")
     timeline.report()
@@ -205,11 +201,7 @@ def cut_and_slow(fault_infra: FaultInfra, fault_stack: FaultStack, service: str,
         proxy.restore()
         load.stop()
 
-    assert not load.unexpected, load.unexpected[:5]
-    figures = verify_exactly_once(stack, load, f"{label} cut {CUT_S:.0f}s, then slowed")
-    timeline.mark("views exact")
-    assert figures.unacknowledged == 0
-    assert figures.duplicates == 0 and figures.missing == 0
+    assert_exactly_once(stack, load, f"{label} cut {CUT_S:.0f}s, then slowed", timeline)
     timeline.report()
 
 
@@ -285,11 +277,7 @@ def test_validate_killed_mid_transaction_decides_no_received_event_twice(
         fault_infra.proxy.restore()
         load.stop()
 
-    assert not load.unexpected, load.unexpected[:5]
-    figures = verify_exactly_once(stack, load, "kill -9 validate mid-transaction")
-    timeline.mark("views exact")
-    assert figures.unacknowledged == 0
-    assert figures.duplicates == 0 and figures.missing == 0
+    assert_exactly_once(stack, load, "kill -9 validate mid-transaction", timeline)
 
     received, decided = decided_once(bootstrap, topics)
     _, uncommitted = decisions(bootstrap, topics, "read_uncommitted")
