@@ -77,6 +77,12 @@ class Repository(Writes, Protocol):
     @property
     def generation(self) -> int: ...
 
+    @property
+    def view_writes(self) -> int:
+        """How many times this object has written view documents (a failed write counts): what this
+        process's own worker changed, known at once (answers.py)."""
+        ...
+
     async def get_submission(self, submission_id: str) -> Document | None: ...
 
     async def scan_submissions(self, after: str | None, limit: int) -> list[Document]:
