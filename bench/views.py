@@ -128,6 +128,9 @@ async def measure(url: str, count: int, rounds: int) -> None:
             await feed.apply(bodies)
         print(f"{corpus.submissions:,} submissions ({sent:,} with amendments) applied in "
               f"{time.perf_counter() - began:.1f} s", flush=True)
+    if not rounds:
+        await client.close()
+        return
     keys = InMemoryKeyStore()
     analyst = make_key(DEV_AUTH_PEPPER.encode(), "analyst", None, "bench")
     keys.records[analyst.record["_id"]] = analyst.record
@@ -151,7 +154,7 @@ async def measure(url: str, count: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10, help="Reads timed per route and state; 0: only load")
     parser.add_argument("--store", type=Path, help="The store's folder: kept, and its views read again by "
                                                    "the next run given it (default: a new one under var/)")
     args = parser.parse_args()

@@ -83,7 +83,7 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     "treatment": ("country", "year", "facility_id", "period", "month"),
     "courses": ("country", "year", "course_id"),
     "trainees": ("country", "year", "agency", "programme", "pseudonym"),
-    "repeats": ("pseudonym", "title_key"),
+    "repeats": ("country", "pseudonym", "title_key"),
 }
 """Each view's dimensions (what its rows are grouped by); every other field is a figure, summed across shards."""
 
@@ -224,8 +224,10 @@ def _training(data: dict[str, Any], submission_id: str) -> list[Contribution]:
         Contribution("trainees", f"{person['country']}:{year}:{digest(agency, programme)}:{pseudonym}",
                      {"country": person["country"], "year": year, "agency": agency, "programme": programme,
                       "pseudonym": pseudonym}, one),
-        Contribution("repeats", f"{pseudonym}:{digest(norm['title_key'])}",
-                     {"pseudonym": pseudonym, "title_key": norm["title_key"]}, one),
+        # By participant country first (ingest derives the pseudonym from it, so it splits no one's repeats):
+        # one country's repeats are then found by an index.
+        Contribution("repeats", f"{person['country']}:{pseudonym}:{digest(norm['title_key'])}",
+                     {"country": person["country"], "pseudonym": pseudonym, "title_key": norm["title_key"]}, one),
     ]
 
 

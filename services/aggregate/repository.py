@@ -37,7 +37,7 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "treatment": ("country", "year"),
     "courses": ("country", "year"),
     "trainees": ("country", "year"),
-    "repeats": (),
+    "repeats": ("country",),
 }
 """The dimensions the read API filters each view on."""
 

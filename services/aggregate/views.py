@@ -238,8 +238,9 @@ async def trainings_view(repository: RepositoryDep, answers: AnswersDep, country
     after = cursor_bytes(cursor) if cursor is not None else None
 
     async def page() -> TrainingPage:
-        trainees, repeats = await asyncio.gather(all_of(repository, "trainees", _filters(country=country, year=year)),
-                                                 all_of(repository, "repeats", {"submissions": {"$gt": 1}}))
+        trainees, repeats = await asyncio.gather(
+            all_of(repository, "trainees", _filters(country=country, year=year)),
+            all_of(repository, "repeats", {**_filters(country=country), "submissions": {"$gt": 1}}))
         rows = [(key, row) for key, row in training_rows(trainees) if after is None or orjson.dumps(key) > after]
         shown = rows[:limit]
         selection = {d["pseudonym"] for d in trainees} if country is not None or year is not None else None
@@ -260,7 +261,7 @@ async def fact_sheet_view(repository: RepositoryDep, answers: AnswersDep,
         seizures, prices, financial, treatment, courses, trainees, repeats = await asyncio.gather(
             *(all_of(repository, view, where)
               for view in ("seizures", "prices", "financial", "treatment", "courses", "trainees")),
-            all_of(repository, "repeats", {"submissions": {"$gt": 1}}))
+            all_of(repository, "repeats", {"country": country, "submissions": {"$gt": 1}}))
         return FactSheet(country=country, year=year, seizures=[seizure_row(d) for d in seizures],
                          prices=[price_row(d) for d in prices], financial=[financial_row(d) for d in financial],
                          treatment=treatment_summary(treatment),
