@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid
@@ -238,9 +237,8 @@ async def trainings_view(repository: RepositoryDep, answers: AnswersDep, country
     after = cursor_bytes(cursor) if cursor is not None else None
 
     async def page() -> TrainingPage:
-        trainees, repeats = await asyncio.gather(
-            all_of(repository, "trainees", _filters(country=country, year=year)),
-            all_of(repository, "repeats", {**_filters(country=country), "submissions": {"$gt": 1}}))
+        trainees = await all_of(repository, "trainees", _filters(country=country, year=year))
+        repeats = await all_of(repository, "repeats", {**_filters(country=country), "submissions": {"$gt": 1}})
         rows = [(key, row) for key, row in training_rows(trainees) if after is None or orjson.dumps(key) > after]
         shown = rows[:limit]
         selection = {d["pseudonym"] for d in trainees} if country is not None or year is not None else None
@@ -258,14 +256,16 @@ async def fact_sheet_view(repository: RepositoryDep, answers: AnswersDep,
     where = {"country": country, "year": year}
 
     async def sheet() -> FactSheet:
-        seizures, prices, financial, treatment, courses, trainees, repeats = await asyncio.gather(
-            *(all_of(repository, view, where)
-              for view in ("seizures", "prices", "financial", "treatment", "courses", "trainees")),
-            all_of(repository, "repeats", {"country": country, "submissions": {"$gt": 1}}))
-        return FactSheet(country=country, year=year, seizures=[seizure_row(d) for d in seizures],
-                         prices=[price_row(d) for d in prices], financial=[financial_row(d) for d in financial],
-                         treatment=treatment_summary(treatment),
-                         trainings=training_summary(courses, trainees, repeats))
+        return FactSheet(
+            country=country, year=year,
+            seizures=[seizure_row(d) for d in await all_of(repository, "seizures", where)],
+            prices=[price_row(d) for d in await all_of(repository, "prices", where)],
+            financial=[financial_row(d) for d in await all_of(repository, "financial", where)],
+            treatment=treatment_summary(await all_of(repository, "treatment", where)),
+            trainings=training_summary(await all_of(repository, "courses", where),
+                                       await all_of(repository, "trainees", where),
+                                       await all_of(repository, "repeats", {"country": country,
+                                                                          "submissions": {"$gt": 1}})))
 
     return await kept(answers, repository, ("fact-sheet", country, year), sheet)
 
