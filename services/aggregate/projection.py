@@ -29,7 +29,8 @@ Figures that cannot be summed (min, max, "latest", "distinct") are kept exact an
 * map and treatment: one document per point (keyed by submission id) or per facility × period;
   the latest period per facility is chosen when reading, never summed across months.
 * training: one document per person × group (`trainees`) or per person × course title
-  (`repeats`); distinct people are the documents whose count is above zero, counted when reading.
+  (`repeats`, keyed by the person's country first, so one country's are found by index); distinct
+  people are the documents whose count is above zero, counted when reading (read side: answers.py).
 
 Dimensions are a function of a document's key, except on per-submission documents (map), where
 the delta sets the new version's dimensions, so an amended point moves. Free-text dimensions are

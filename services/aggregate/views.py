@@ -49,6 +49,7 @@ from services.aggregate.report import (
     training_summary,
     treatment_summary,
 )
+from services.aggregate.repository import Repository
 from shared.access import allow
 from shared.audit import AuditLog
 from shared.audit import entry as audit_entry
@@ -96,7 +97,7 @@ async def get_answers(request: Request) -> Answers:
 AnswersDep = Annotated[Answers, Depends(get_answers)]
 
 
-async def kept(answers: Answers, repository: RepositoryDep, request: tuple[Hashable, ...],
+async def kept(answers: Answers, repository: Repository, request: tuple[Hashable, ...],
                compute: Callable[[], Awaitable[BaseModel]]) -> Response:
     """The JSON answer to `request`: kept from an earlier read if no validated event was applied since."""
     writes = repository.view_writes  # both before the views are read: see answers.py
