@@ -51,7 +51,7 @@ def expected_rows(current: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Rows
     financial: dict[Any, list[Any]] = defaultdict(lambda: [0, Fraction(0), 0])
     reports: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
     trained: dict[Any, list[str]] = defaultdict(list)
-    titles: dict[tuple[str, str], int] = defaultdict(int)
+    titles: dict[tuple[str, str, str], int] = defaultdict(int)
     courses: dict[tuple[str, int], list[str]] = defaultdict(list)
     for sid, type_, data in current:
         if type_ == "seizure":
@@ -90,7 +90,7 @@ def expected_rows(current: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Rows
             year = int(data["starts_on"][:4])
             trained[(person["country"], year, person.get("agency") or "", data.get("programme") or "")].append(
                 person["pseudonym"])
-            titles[(person["pseudonym"], " ".join(data["course_title"].lower().split()))] += 1
+            titles[(person["country"], person["pseudonym"], " ".join(data["course_title"].lower().split()))] += 1
             courses[(data["host_country"], year)].append(data["course_id"])
     rows["seizures"] = {k: (v[0], _six(v[1]), v[2], v[3]) for k, v in seizures.items()}
     rows["routes"] = {k: (v[0], _six(v[1]), v[2]) for k, v in routes.items()}
@@ -154,7 +154,7 @@ def shown_rows(views: Mapping[str, Iterable[Document]]) -> Rows:
     for key, training in report.training_rows(docs.get("trainees", [])):
         rows["trainees"][key] = (training.people, training.participations)
     for repeat in report.repeats_among(docs.get("repeats", []), None):
-        rows["repeats"][(repeat.pseudonym, repeat.title_key)] = repeat.participations
+        rows["repeats"][(repeat.country, repeat.pseudonym, repeat.title_key)] = repeat.participations
     courses: dict[tuple[str, int], list[Document]] = defaultdict(list)
     for doc in docs.get("courses", []):
         courses[(doc["country"], doc["year"])].append(doc)

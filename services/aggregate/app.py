@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.aggregate.answers import Answers
 from services.aggregate.api import router
 from services.aggregate.console import install_console
 from services.aggregate.console.outlines import countries_json
@@ -58,6 +59,7 @@ def create_app(settings: AggregateSettings, repository: Repository | None = None
     app.state.repository = repository
     app.state.live = None
     app.state.topics = settings.topics
+    app.state.answers = Answers()
     if repository is not None:  # everything in memory: usable without running the lifespan
         app.state.audit = audit or InMemoryAuditLog()
         app.state.authenticator = Authenticator(keys or InMemoryKeyStore(), pepper)

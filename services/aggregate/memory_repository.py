@@ -20,6 +20,7 @@ class InMemoryRepository:
         self.views: dict[ViewKey, Document] = {}
         self.progress: dict[str, Document] = {}
         self.listing: dict[str, Document] = {}
+        self.view_writes = 0
 
     async def save_listing(self, entries: Iterable[Document],
                            by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
@@ -40,6 +41,7 @@ class InMemoryRepository:
 
     async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         self.views.update(docs)
+        self.view_writes += 1
 
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         self.submissions.update({d["_id"]: d for d in docs})

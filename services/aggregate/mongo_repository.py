@@ -28,6 +28,7 @@ class MongoRepository:
         self.submissions = self.db[f"{self.prefix}{SUBMISSIONS}"]
         self.progress = self.db[f"{self.prefix}progress"]
         self.listing = self.db[f"{self.prefix}listing"]
+        self.view_writes = 0
 
     def view(self, name: str) -> Any:
         return self.db[f"{self.prefix}view_{name}"]
@@ -59,8 +60,11 @@ class MongoRepository:
         by_view: dict[str, list[Document]] = {}
         for (view, key), doc in docs.items():
             by_view.setdefault(view, []).append(doc if doc.get("_id") == key else {**doc, "_id": key})
-        await asyncio.gather(*(store_documents(self.view(v), view_docs, {key for name, key in new if name == v})
-                               for v, view_docs in by_view.items()))
+        try:
+            await asyncio.gather(*(store_documents(self.view(v), view_docs, {key for name, key in new if name == v})
+                                   for v, view_docs in by_view.items()))
+        finally:  # counted even if it failed: some documents may have been written
+            self.view_writes += 1
 
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         stored = [pack(d) for d in docs]

@@ -29,7 +29,8 @@ Figures that cannot be summed (min, max, "latest", "distinct") are kept exact an
 * map and treatment: one document per point (keyed by submission id) or per facility × period;
   the latest period per facility is chosen when reading, never summed across months.
 * training: one document per person × group (`trainees`) or per person × course title
-  (`repeats`); distinct people are the documents whose count is above zero, counted when reading.
+  (`repeats`, keyed by the person's country first, so one country's are found by index); distinct
+  people are the documents whose count is above zero, counted when reading (read side: answers.py).
 
 Dimensions are a function of a document's key, except on per-submission documents (map), where
 the delta sets the new version's dimensions, so an amended point moves. Free-text dimensions are
@@ -83,7 +84,7 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     "treatment": ("country", "year", "facility_id", "period", "month"),
     "courses": ("country", "year", "course_id"),
     "trainees": ("country", "year", "agency", "programme", "pseudonym"),
-    "repeats": ("pseudonym", "title_key"),
+    "repeats": ("country", "pseudonym", "title_key"),
 }
 """Each view's dimensions (what its rows are grouped by); every other field is a figure, summed across shards."""
 
@@ -224,8 +225,10 @@ def _training(data: dict[str, Any], submission_id: str) -> list[Contribution]:
         Contribution("trainees", f"{person['country']}:{year}:{digest(agency, programme)}:{pseudonym}",
                      {"country": person["country"], "year": year, "agency": agency, "programme": programme,
                       "pseudonym": pseudonym}, one),
-        Contribution("repeats", f"{pseudonym}:{digest(norm['title_key'])}",
-                     {"pseudonym": pseudonym, "title_key": norm["title_key"]}, one),
+        # By participant country first (ingest derives the pseudonym from it, so it splits no one's repeats):
+        # one country's repeats are then found by an index.
+        Contribution("repeats", f"{person['country']}:{pseudonym}:{digest(norm['title_key'])}",
+                     {"country": person["country"], "pseudonym": pseudonym, "title_key": norm["title_key"]}, one),
     ]
 
 

@@ -147,6 +147,8 @@ class TrainingRow(BaseModel):
 
 
 class Repeat(BaseModel):
+    country: str | None = Field(None, description="The participant's country (absent on repeats projected before "
+                                                  "it was kept: `dmp admin views rebuild` adds it).")
     pseudonym: str
     title_key: str = Field(description="The normalised course title they were trained on more than once.")
     participations: int
@@ -170,7 +172,8 @@ def training_rows(trainees: Iterable[Document]) -> list[tuple[TrainingKey, Train
 
 def repeats_among(repeats: Iterable[Document], pseudonyms: set[str] | None) -> list[Repeat]:
     """People trained more than once on one course title, among `pseudonyms` (everyone when None)."""
-    return sorted((Repeat(pseudonym=d["pseudonym"], title_key=d["title_key"], participations=_count(d))
+    return sorted((Repeat(country=d.get("country"), pseudonym=d["pseudonym"], title_key=d["title_key"],
+                          participations=_count(d))
                    for d in repeats
                    if _count(d) > 1 and (pseudonyms is None or d["pseudonym"] in pseudonyms)),
                   key=lambda r: (r.pseudonym, r.title_key))

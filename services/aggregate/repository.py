@@ -37,7 +37,7 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "treatment": ("country", "year"),
     "courses": ("country", "year"),
     "trainees": ("country", "year"),
-    "repeats": (),
+    "repeats": ("country",),
 }
 """The dimensions the read API filters each view on."""
 
@@ -76,6 +76,12 @@ class Writes(Protocol):
 class Repository(Writes, Protocol):
     @property
     def generation(self) -> int: ...
+
+    @property
+    def view_writes(self) -> int:
+        """How many times this object has written view documents (a failed write counts): what this
+        process's own worker changed, known at once (answers.py)."""
+        ...
 
     async def get_submission(self, submission_id: str) -> Document | None: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -12,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from services.aggregate.answers import Answers, views_state
 from services.aggregate.paging import (
     CURSOR,
     PAGE_MAX,
@@ -47,6 +49,7 @@ from services.aggregate.report import (
     training_summary,
     treatment_summary,
 )
+from services.aggregate.repository import Repository
 from shared.access import allow
 from shared.audit import AuditLog
 from shared.audit import entry as audit_entry
@@ -83,6 +86,27 @@ DAY = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 """A calendar date's shape; the parameter's `format: date` says the rest (no 30 February)."""
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"}}
+
+
+async def get_answers(request: Request) -> Answers:
+    """The answers kept by this process (answers.py)."""
+    answers: Answers = request.app.state.answers
+    return answers
+
+
+AnswersDep = Annotated[Answers, Depends(get_answers)]
+
+
+async def kept(answers: Answers, repository: Repository, request: tuple[Hashable, ...],
+               compute: Callable[[], Awaitable[BaseModel]]) -> Response:
+    """The JSON answer to `request`: kept from an earlier read if no validated event was applied since."""
+    writes = repository.view_writes  # both before the views are read: see answers.py
+    state = views_state(repository.generation, writes, await repository.load_progress())
+
+    async def body() -> bytes:
+        return (await compute()).model_dump_json().encode()
+
+    return Response(await answers.answer(request, state, body), media_type="application/json")
 
 
 def _filters(**values: Any) -> dict[str, Any]:
@@ -187,52 +211,64 @@ def _day(value: str | None, parameter: str) -> str | None:
 
 @router.get("/v1/views/map", response_model=FeatureCollection)
 async def map_view(
-    repository: RepositoryDep, drug: Drug = None, route: Annotated[Route | None, Query()] = None,
+    repository: RepositoryDep, answers: AnswersDep, drug: Drug = None, route: Annotated[Route | None, Query()] = None,
     from_: Annotated[str | None, Query(alias="from", pattern=DAY, json_schema_extra={"format": "date"},
                                        description="First day, YYYY-MM-DD")] = None,
     to: Annotated[str | None, Query(pattern=DAY, json_schema_extra={"format": "date"},
                                     description="Last day, YYYY-MM-DD")] = None,
     limit: Limit = PAGE_MAX, cursor: Cursor = None,
-) -> FeatureCollection:
+) -> Response:
     """Seizures with coordinates as a GeoJSON FeatureCollection (points are [lon, lat])."""
     seized_on = range_filter(_day(from_, "from"), _day(to, "to"))
-    docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, route=route, seized_on=seized_on),
-                                      cursor, limit)
-    return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
+
+    async def page() -> FeatureCollection:
+        docs, next_cursor = await page_of(repository, "map", _filters(drug=drug, route=route, seized_on=seized_on),
+                                          cursor, limit)
+        return FeatureCollection(features=[feature(d) for d in docs], next=next_cursor)
+
+    return await kept(answers, repository, ("map", drug, route, from_, to, limit, cursor), page)
 
 
 @router.get("/v1/views/trainings", response_model=TrainingPage)
-async def trainings_view(repository: RepositoryDep, country: Country = None, year: Year = None,
-                         limit: Limit = 100, cursor: Cursor = None) -> TrainingPage:
+async def trainings_view(repository: RepositoryDep, answers: AnswersDep, country: Country = None,
+                         year: Year = None, limit: Limit = 100, cursor: Cursor = None) -> Response:
     """Distinct people trained per participant country × year × agency × programme, and who came twice."""
     # Training rows are groups of documents, so their cursor is the last group's key (as JSON), not an `_id`;
     # keys compare as their JSON does (the same order for the codes and names they hold).
     after = cursor_bytes(cursor) if cursor is not None else None
-    trainees = await all_of(repository, "trainees", _filters(country=country, year=year))
-    rows = [(key, row) for key, row in training_rows(trainees) if after is None or orjson.dumps(key) > after]
-    page = rows[:limit]
-    selection = {d["pseudonym"] for d in trainees} if country is not None or year is not None else None
-    repeats = await all_of(repository, "repeats", {"submissions": {"$gt": 1}})
-    return TrainingPage(items=[row for _, row in page], repeats=repeats_among(repeats, selection),
-                        next=encode_cursor(orjson.dumps(page[-1][0])) if len(rows) > limit else None)
+
+    async def page() -> TrainingPage:
+        trainees = await all_of(repository, "trainees", _filters(country=country, year=year))
+        repeats = await all_of(repository, "repeats", {**_filters(country=country), "submissions": {"$gt": 1}})
+        rows = [(key, row) for key, row in training_rows(trainees) if after is None or orjson.dumps(key) > after]
+        shown = rows[:limit]
+        selection = {d["pseudonym"] for d in trainees} if country is not None or year is not None else None
+        return TrainingPage(items=[row for _, row in shown], repeats=repeats_among(repeats, selection),
+                            next=encode_cursor(orjson.dumps(shown[-1][0])) if len(rows) > limit else None)
+
+    return await kept(answers, repository, ("trainings", country, year, limit, cursor), page)
 
 
 @router.get("/v1/views/fact-sheet", response_model=FactSheet)
-async def fact_sheet_view(repository: RepositoryDep,
+async def fact_sheet_view(repository: RepositoryDep, answers: AnswersDep,
                           country: Annotated[str, Query(pattern="^[A-Z]{3}$", description="ISO 3166-1 alpha-3")],
-                          year: Annotated[int, Query(ge=1990, le=2100)]) -> FactSheet:
+                          year: Annotated[int, Query(ge=1990, le=2100)]) -> Response:
     """One country's year: seizures, prices, financial cases, treatment and trainings side by side."""
     where = {"country": country, "year": year}
-    trainees = await all_of(repository, "trainees", where)
-    return FactSheet(
-        country=country, year=year,
-        seizures=[seizure_row(d) for d in await all_of(repository, "seizures", where)],
-        prices=[price_row(d) for d in await all_of(repository, "prices", where)],
-        financial=[financial_row(d) for d in await all_of(repository, "financial", where)],
-        treatment=treatment_summary(await all_of(repository, "treatment", where)),
-        trainings=training_summary(await all_of(repository, "courses", where), trainees,
-                                   await all_of(repository, "repeats", {"submissions": {"$gt": 1}})),
-    )
+
+    async def sheet() -> FactSheet:
+        return FactSheet(
+            country=country, year=year,
+            seizures=[seizure_row(d) for d in await all_of(repository, "seizures", where)],
+            prices=[price_row(d) for d in await all_of(repository, "prices", where)],
+            financial=[financial_row(d) for d in await all_of(repository, "financial", where)],
+            treatment=treatment_summary(await all_of(repository, "treatment", where)),
+            trainings=training_summary(await all_of(repository, "courses", where),
+                                       await all_of(repository, "trainees", where),
+                                       await all_of(repository, "repeats", {"country": country,
+                                                                          "submissions": {"$gt": 1}})))
+
+    return await kept(answers, repository, ("fact-sheet", country, year), sheet)
 
 
 @router.get("/v1/exports/arq", response_model=ArqExport, tags=["exports"], responses={

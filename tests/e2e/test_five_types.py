@@ -143,6 +143,26 @@ def test_training_pseudonym_is_stable_and_identity_is_never_stored_or_published(
         client.close()
 
 
+def test_a_participation_submitted_after_a_read_shows_in_the_trainings_view_and_fact_sheet(stack: Stack) -> None:
+    def participation(national_id: str) -> dict[str, Any]:
+        person = participant_submission_data(national_id=national_id, country="GEO")
+        return body("training", training_submission_data(
+            course_id="G1", course_title="Port control", host_country="GEO", starts_on="2018-05-07",
+            ends_on="2018-05-11", participant=person))
+
+    accepted(stack, participation("GEO-1"))
+
+    def people() -> tuple[int, int]:
+        [row] = view(stack, "trainings", country="GEO", year=2018)
+        sheet = view(stack, "fact-sheet", country="GEO", year=2018)["trainings"]
+        return row["people"], sheet["people_trained"]
+
+    assert people() == (1, 1)
+    assert people() == (1, 1)  # read again, nothing applied since
+    submit(stack, participation("GEO-2"))
+    eventually(lambda: people() == (2, 2), what="the second participant counted by both reads")
+
+
 def httpx_get_json(stack: Stack, name: str, **params: Any) -> dict[str, Any]:
     import httpx
 

@@ -188,7 +188,8 @@ async def test_trainings_view_counts_distinct_people_and_lists_repeats(client: h
              "people": 1, "participations": 2},
             {"country": "AFG", "year": 2024, "agency": "Police", "programme": "Container Control Programme",
              "people": 1, "participations": 1}],
-        "repeats": [{"pseudonym": PERSON_A, "title_key": "container profiling", "participations": 2}],
+        "repeats": [{"country": "AFG", "pseudonym": PERSON_A, "title_key": "container profiling",
+                     "participations": 2}],
         "next": None}
     other = (await client.get("/v1/views/trainings", params={"country": "IRN"})).json()
     assert [i["people"] for i in other["items"]] == [1] and other["repeats"] == []
