@@ -115,6 +115,7 @@ async def measure(url: str, count: int, rounds: int) -> None:
     client: AsyncMongoClient[Document] = AsyncMongoClient(url)
     repository = MongoRepository(client, f"listing_{uuid.uuid4().hex[:8]}")
     topics = Topics.under("bench")
+    await repository.ensure_indexes()
     began = time.perf_counter()
     await fill(repository, topics, count)
     print(f"{count} submissions written in {time.perf_counter() - began:.1f} s", flush=True)

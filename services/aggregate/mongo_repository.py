@@ -104,10 +104,15 @@ class MongoRepository:
         return [d async for d in self.progress.find({}).sort("_id", 1)]
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
         entries = list(entries)
         windows = [UpdateOne({"_id": key}, {"$addToSet": {"offsets": {"$each": sorted(offsets)}}}, upsert=True)
                    for key, offsets in (by_submitter or {}).items()]
+        # appended, not added as a set: the store checks a set against every offset held; a replay may repeat some
+        windows += [UpdateOne({"_id": key}, {"$push": {f"o{p}": {"$each": sorted(offsets)}
+                                                       for p, offsets in sorted(partitions.items())}},
+                              upsert=True) for key, partitions in (by_value or {}).items()]
         writes = []
         if entries:
             writes.append(store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True))
@@ -119,11 +124,12 @@ class MongoRepository:
         return await find_by_id(self.listing, list(keys))
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
-        kept = ("_id", "next_offset", "listed_from")
+        least = ("listed_from", "windowed_from")
+        kept = ("_id", "next_offset", *least)
         ops = [UpdateOne({"_id": d["_id"]}, {"$max": {"next_offset": d["next_offset"]},
                                              "$set": {k: v for k, v in d.items() if k not in kept},
-                                             **({"$min": {"listed_from": d["listed_from"]}} if "listed_from" in d
-                                                else {})},
+                                             **({"$min": {k: d[k] for k in least if k in d}}
+                                                if any(k in d for k in least) else {})},
                          upsert=True) for d in docs]
         if ops:
             await bulk_write(self.progress, ops)
