@@ -23,6 +23,7 @@ fewer than `limit` items, or none, and a `next` cursor: follow it until it is nu
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,12 +43,16 @@ from shared.problems import KEYED, problems
 from shared.store import Document
 
 CHUNK = 64
-"""Offsets of one partition read per lookup."""
+"""Offsets of one partition read per lookup, at least: a page reads its share of `limit` at once."""
 SCAN_BUDGET = 5_000
 """Entries (and submitter windows) one request reads at most before it answers with what it found and a cursor."""
 WINDOWS_PER_READ = 16
-"""Most of a submitter's windows read per partition per lookup: one at first, twice as many each time a read
-found too few of their entries (a window of a prolific submitter holds many)."""
+"""Most of a submitter's or value's windows read per partition per lookup: one at first (a value's:
+VALUE_WINDOWS_FIRST), twice as many each time a read found too few of their entries (a window of a prolific
+submitter or a frequent value holds many)."""
+VALUE_WINDOWS_FIRST = 4
+"""A value's windows read per lookup at first: a window of a value holds the offsets of every partition, and is
+smaller than a submitter's."""
 PROBES = 16
 """Offsets of each partition one read of the search for where a time starts tries."""
 LATE_DAYS = 400
@@ -136,6 +141,8 @@ class Walk:
     late_until: dict[int, int] = field(default_factory=dict)
     ahead: dict[int, list[Document]] = field(default_factory=dict)
     entries_read: int = 0
+    chunk: int = CHUNK
+    """Offsets of one partition read per lookup."""
 
     def positions(self) -> dict[int, int]:
         """Per partition, the first offset not yet taken: the cursor."""
@@ -174,16 +181,18 @@ async def list_submissions(repository: Repository, selection: Selection, positio
             positions = await _starts(repository, ends, _moved(selection.received_from, -CLOCK_SLACK))
     walk = Walk({p: positions.get(p, 0) for p in ends}, ends, selection.submitted_by, listed_from,
                 value=selection.window() if selection.submitted_by is None else None, windowed_from=windowed_from)
+    walk.chunk = max(CHUNK, math.ceil(limit / max(len(ends), 1)))
     if selection.updated_since is not None and walk.value is None and walk.submitter is None:
         await _read_late(repository, walk, selection.updated_since)
     stop = _moved(selection.received_to, CLOCK_SLACK) if selection.received_to is not None else None
     found: list[SubmissionListItem] = []
     waiting: set[int] = set()
     while len(found) < limit and walk.entries_read < SCAN_BUDGET:
-        candidates = await _merged(repository, walk, min(limit - len(found), CHUNK), stop)
+        candidates = await _merged(repository, walk, min(limit - len(found), walk.chunk * len(ends)), stop)
         if not candidates:
             break
-        records = await repository.load_submissions({e["id"] for _, e in candidates if selection.admits_entry(e)})
+        wanted = {e["id"] for _, e in candidates if selection.admits_entry(e)}
+        records = await repository.load_listed(wanted) if wanted else {}
         for index, (partition, entry) in enumerate(candidates):
             if partition in waiting:
                 continue
@@ -242,7 +251,7 @@ async def _merged(repository: Repository, walk: Walk, count: int,
 
 
 async def _fill(repository: Repository, walk: Walk) -> None:
-    """Read the next CHUNK offsets of every partition with nothing read ahead, until each has some or is done."""
+    """Read the next chunk of offsets of every partition with nothing read ahead, until each has some or is done."""
     while walk.entries_read < SCAN_BUDGET:
         empty = [p for p in walk.ends if not walk.ahead.get(p) and walk.read[p] < walk.ends[p]]
         if not empty:
@@ -271,15 +280,15 @@ async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int
                           LISTING_WINDOW)
         elif value is not None and start >= windowed_from:
             first = start // VALUE_WINDOW
-            last = min((end - 1) // VALUE_WINDOW, first + walk.windows.get(p, 1) - 1)
+            last = min((end - 1) // VALUE_WINDOW, first + walk.windows.get(p, VALUE_WINDOWS_FIRST) - 1)
             windows[p] = ([value_key(*value, w * VALUE_WINDOW) for w in range(first, last + 1)], f"o{p}",
                           VALUE_WINDOW)
         elif windowed_from <= start < walk.late_until.get(p, 0):
             until = walk.late_until[p]
             offsets = [o for o in walk.late[p] if start <= o < until]
-            reads[p] = (offsets[:CHUNK], offsets[CHUNK - 1] + 1 if len(offsets) > CHUNK else until)
+            reads[p] = (offsets[:walk.chunk], offsets[walk.chunk - 1] + 1 if len(offsets) > walk.chunk else until)
         else:
-            stop = min(start + CHUNK, end, *(b for b in (listed_from, windowed_from) if b > start))
+            stop = min(start + walk.chunk, end, *(b for b in (listed_from, windowed_from) if b > start))
             reads[p] = (list(range(start, stop)), stop)
     if windows:
         wanted = sorted({key for keys, _, _ in windows.values() for key in keys})
@@ -288,10 +297,10 @@ async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int
         for p, (keys, name, size) in windows.items():
             start, end = walk.read[p], walk.ends[p]
             offsets = sorted({o for key in keys for o in found.get(key, {}).get(name, ()) if start <= o < end})
-            if len(offsets) < CHUNK:
+            if len(offsets) < walk.chunk:
                 walk.windows[p] = min(2 * len(keys), WINDOWS_PER_READ)
             covered = min(end, (start // size + len(keys)) * size)
-            reads[p] = (offsets[:CHUNK], offsets[CHUNK - 1] + 1 if len(offsets) > CHUNK else covered)
+            reads[p] = (offsets[:walk.chunk], offsets[walk.chunk - 1] + 1 if len(offsets) > walk.chunk else covered)
     return reads
 
 

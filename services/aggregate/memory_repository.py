@@ -37,6 +37,10 @@ class InMemoryRepository:
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return [self.listing[k] for k in keys if k in self.listing]
 
+    async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
+        return {i: {k: v for k, v in self.submissions[i].items() if k not in ("history", "valid")}
+                for i in ids if i in self.submissions}
+
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         return {i: self.submissions[i] for i in ids if i in self.submissions}
 

@@ -13,10 +13,12 @@ from services.aggregate.record_codec import pack, unpack
 from services.aggregate.repository import INDEXES, VIEWS, ViewKey
 from services.aggregate.view_query import buckets, split_filters
 from shared.records import SUBMISSIONS, collection_prefix
-from shared.store import Document, bulk_write, find_by_id, store_documents
+from shared.store import ID_CHUNK, Document, bulk_write, find_by_id, store_documents
 
 SHARDS_PER_READ = 200
 """Shards read per round trip; a bucket has at most one per partition."""
+LISTED_FIELDS = {"packed": 0, "history": 0, "valid": 0}
+"""A record without what the listing never shows (a record stored before packing has no `packed`)."""
 
 class MongoRepository:
     """Collections `submissions`, `view_<name>`, `listing` and `progress` in one database, prefixed by generation."""
@@ -122,6 +124,13 @@ class MongoRepository:
 
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return await find_by_id(self.listing, list(keys))
+
+    async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
+        wanted = list(ids)
+        chunks = [wanted[start:start + ID_CHUNK] for start in range(0, len(wanted), ID_CHUNK)]
+        found = await asyncio.gather(*(self.submissions.find({"_id": {"$in": chunk}}, LISTED_FIELDS,
+                                                             batch_size=len(chunk)).to_list() for chunk in chunks))
+        return {d["_id"]: d for docs in found for d in docs}
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
         least = ("listed_from", "windowed_from")

@@ -97,3 +97,7 @@ class Repository(Writes, Protocol):
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         """The listing entries stored among `keys`."""
         ...
+
+    async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
+        """The submission records among `ids` as the listing shows them: without their history."""
+        ...

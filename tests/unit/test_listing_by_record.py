@@ -155,8 +155,14 @@ def selections() -> list[Selection]:
 
 
 @pytest.fixture(autouse=True)
-def no_clock_slack(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Received times here are exactly in offset order."""
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows and reads of a few offsets, so that a page spans many of them; received times exactly in order."""
+    monkeypatch.setattr(apply, "VALUE_WINDOW", 8)
+    monkeypatch.setattr(listing, "VALUE_WINDOW", 8)
+    monkeypatch.setattr(listing, "VALUE_WINDOWS_FIRST", 1)
+    monkeypatch.setattr(listing, "WINDOWS_PER_READ", 2)
+    monkeypatch.setattr(listing, "CHUNK", 3)
+    monkeypatch.setattr(listing, "PROBES", 3)
     monkeypatch.setattr(listing, "CLOCK_SLACK", timedelta(0))
 
 
