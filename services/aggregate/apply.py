@@ -81,10 +81,11 @@ WINDOWED = ("type", "country", "status")
 """The record fields with value windows: a submission's entry joins the window of each value its record takes
 (its type once; each country and status it moves to, but `received`, which every submission starts with), and
 stays there: a window is a superset, the record says whether it still has the value."""
-LATE = timedelta(hours=1)
-"""A change to a submission this long after it was received is late: its entry joins the late window of the
-day of the change, so that `updated_since` finds the few older submissions changed since a time without
-reading every entry (those received since, less this, it reads all)."""
+LATE = timedelta(minutes=1)
+"""A change to a submission this long after it was received is late (an amendment, a withdrawal, a verdict
+after a backlog): its entry joins the late window of the day of the change, so that `updated_since` finds the
+few older submissions changed since a time without reading every entry (those received since, less this and
+listing.CLOCK_SLACK, it reads all)."""
 
 
 def window_key(submitter: str, partition: int, offset: int) -> str:
