@@ -39,11 +39,12 @@ Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
 async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None) -> None:
-    """Apply one batch of records (in partition order), recording, together with the submission records, who
-    submitted what (with an `audit` log), then how far each partition got.
+    """Apply one batch of records (in partition order), recording, together with the submission records, how
+    far each partition got and, with an `audit` log, who submitted what.
 
-    The batch's listing entries are written meanwhile, and its progress after them and after the records: the
-    listing reads progress as the end of what it may page through, entries and records (listing.py)."""
+    The batch's listing entries are written meanwhile, its value windows (known once the records are projected)
+    with the records, and its progress after both: the listing reads progress as the end of what it may page
+    through (listing.py)."""
     events: list[Event] = []
     entries: list[Document] = []
     windows: dict[str, set[int]] = {}
@@ -60,9 +61,14 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
     listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries, windows)))
     by_value: dict[str, dict[int, set[int]]] = {}
 
+    async def progress() -> None:
+        await listed
+        if by_value:
+            await _timed("listing", repository.save_listing([], None, by_value))
+        await _timed("progress", repository.save_progress(progress_documents(batch, topics)))
+
     def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
-        writes: list[Awaitable[None]] = [_timed("listing", repository.save_listing([], None, by_value))] \
-            if by_value else []
+        writes: list[Awaitable[None]] = [progress()]
         if audit is not None:
             writes.append(_timed("audit", audit.record(submission_audit(touched, events))))
         return writes
@@ -71,7 +77,6 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
         await apply_batch(repository, events, alongside_records=bookkeeping, listed_in=listed_in, windows=by_value)
     finally:
         await listed
-    await _timed("progress", repository.save_progress(progress_documents(batch, topics)))
 
 
 LISTING_WINDOW = 1024
