@@ -88,9 +88,9 @@ WINDOWED = ("type", "country", "status")
 stays there: a window is a superset, the record says whether it still has the value."""
 LATE = timedelta(minutes=1)
 """A change to a submission this long after it was received is late (an amendment, a withdrawal, a verdict
-after a backlog): its entry joins the late window of the day of the change, so that `updated_since` finds the
-few older submissions changed since a time without reading every entry (those received since, less this and
-listing.CLOCK_SLACK, it reads all)."""
+after a backlog): its entry joins the late windows of the day and of the hour of the change, so that
+`updated_since` finds the few older submissions changed since a time without reading every entry (those received
+since, less this and listing.CLOCK_SLACK, it reads all)."""
 
 
 def window_key(submitter: str, partition: int, offset: int) -> str:
@@ -108,9 +108,10 @@ def value_key(name: str, value: str, offset: int) -> str:
     return f"#{name}:{value}:{offset // VALUE_WINDOW}"
 
 
-def late_key(day: date) -> str:
-    """The window document holding, per partition, the offsets of the entries changed late on `day` (UTC)."""
-    return f"#late:{day.isoformat()}"
+def late_key(day: date, hour: int | None = None) -> str:
+    """The window document holding, per partition, the offsets of the entries changed late on `day` (UTC), or in
+    its `hour`."""
+    return f"#late:{day.isoformat()}" if hour is None else f"#late:{day.isoformat()}T{hour:02d}"
 
 
 def value_windows(before: Document | None, record: Document, event: Event) -> list[str]:
@@ -125,7 +126,8 @@ def value_windows(before: Document | None, record: Document, event: Event) -> li
             keys.append(value_key(name, value, offset))
     at = datetime.fromisoformat(event.at)
     if at - datetime.fromisoformat(record["received_at"]) > LATE:
-        keys.append(late_key(at.astimezone(UTC).date()))
+        at = at.astimezone(UTC)
+        keys += [late_key(at.date()), late_key(at.date(), at.hour)]
     return keys
 
 

@@ -306,14 +306,17 @@ async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int
 
 async def _read_late(repository: Repository, walk: Walk, since: datetime) -> None:
     """Prepare `updated_since`: per partition, the entries received before `since` less LATE (and CLOCK_SLACK)
-    are read from the late windows of the days since, when there are at most LATE_DAYS of them."""
-    first, last = since.astimezone(UTC).date(), datetime.now(UTC).date() + timedelta(days=1)
+    are read from the late windows of the hours left in its day and of the days after, when there are at most
+    LATE_DAYS of them."""
+    since = since.astimezone(UTC)
+    first, last = since.date(), datetime.now(UTC).date() + timedelta(days=1)
     if (last - first).days >= LATE_DAYS:
         return
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    keys = [late_key(first, hour) for hour in range(since.hour, 24)]
+    keys += [late_key(first + timedelta(days=n)) for n in range(1, (last - first).days + 1)]
     walk.late_until = await _starts(repository, walk.ends, _moved(since, -(LATE + CLOCK_SLACK)), walk.read)
-    found = await repository.load_listing([late_key(day) for day in days])
-    walk.entries_read += len(days)
+    found = await repository.load_listing(keys)
+    walk.entries_read += len(keys)
     walk.late = {p: sorted({o for d in found for o in d.get(f"o{p}", ())}) for p in walk.ends}
 
 
