@@ -114,8 +114,8 @@ def late_key(day: date, hour: int | None = None) -> str:
     return f"#late:{day.isoformat()}" if hour is None else f"#late:{day.isoformat()}T{hour:02d}"
 
 
-def value_windows(before: Document | None, record: Document, event: Event) -> list[str]:
-    """The windows `record`'s entry joins as `event` turns `before` into it (none until it has a position)."""
+def value_windows(before: Document | None, record: Document) -> list[str]:
+    """The windows `record`'s entry joins as it changes from `before` (none until it has a position)."""
     if "listed_offset" not in record:
         return []
     offset, placed = record["listed_offset"], before is None or "listed_offset" not in before
@@ -124,10 +124,11 @@ def value_windows(before: Document | None, record: Document, event: Event) -> li
         value = record.get(name)
         if value is not None and value != "received" and (placed or before is None or before.get(name) != value):
             keys.append(value_key(name, value, offset))
-    at = datetime.fromisoformat(event.at)
-    if at - datetime.fromisoformat(record["received_at"]) > LATE:
-        at = at.astimezone(UTC)
-        keys += [late_key(at.date()), late_key(at.date(), at.hour)]
+    # the record's change time, as `updated_since` compares it (a record placed after changes keeps their time)
+    if placed or before is None or before.get("updated_at") != record["updated_at"]:
+        changed = datetime.fromisoformat(record["updated_at"]).astimezone(UTC)
+        if changed - datetime.fromisoformat(record["received_at"]) > LATE:
+            keys += [late_key(changed.date()), late_key(changed.date(), changed.hour)]
     return keys
 
 
@@ -194,7 +195,7 @@ async def apply_batch(repository: Writes, events: list[Event], alongside_records
         if listed_in is not None and (partition := listed_in.get((event.id, event.seq))) is not None:
             place(record, partition, event)
         if windows is not None:
-            for joined in value_windows(before, record, event):
+            for joined in value_windows(before, record):
                 offsets = windows.setdefault(joined, {}).setdefault(record["listed_partition"], set())
                 offsets.add(record["listed_offset"])
         records[event.id] = touched[event.id] = record
