@@ -13,7 +13,8 @@ offsets (see listing.py), never by a range; per submitter, partition and window 
 the offsets of that submitter's entries (`@<submitter>:<partition>:<window>`, field `offsets`), so
 that one officer's page reads their entries only; and per value of a filter and window of offsets,
 the offsets of the entries of the submissions that have (or once had) it, one field per partition
-(`#<filter>:<value>:<window>`, fields `o<partition>`; apply.py says which).
+(`#<filter>:<value>:<window>`, fields `o<partition>`), and per day and hour those of the submissions
+changed late (`#late:<day>`, `#late:<day>T<hour>`; apply.py says which).
 
 A generation is one complete set of these collections: generation 0 is `submissions`,
 `view_<name>`, `listing` and `progress`; generation N > 0 prefixes each with `g<N>_` (see generation.py).
