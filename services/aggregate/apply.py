@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 
 from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import Counter, Histogram
@@ -41,11 +42,13 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
     """Apply one batch of records (in partition order), recording, together with the submission records, how
     far each partition got and, with an `audit` log, who submitted what.
 
-    The batch's listing entries are written meanwhile, and always before its progress: the listing reads
-    progress as the end of what it may page through (listing.py)."""
+    The batch's listing entries are written meanwhile, its value windows (known once the records are projected)
+    with the records, and its progress after both: the listing reads progress as the end of what it may page
+    through (listing.py)."""
     events: list[Event] = []
     entries: list[Document] = []
     windows: dict[str, set[int]] = {}
+    listed_in: dict[tuple[str, int], int] = {}
     for tp, records in batch.items():
         for r in records:
             event = to_event(tp.topic, tp.partition, r.offset, r.value, topics)
@@ -54,24 +57,40 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
                 if event.kind == "received":
                     entries.append(listing_entry(tp.partition, event))
                     windows.setdefault(window_key(event.submitted_by, tp.partition, event.seq), set()).add(event.seq)
+                    listed_in[(event.id, event.seq)] = tp.partition
     listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries, windows)))
+    by_value: dict[str, dict[int, set[int]]] = {}
+
+    async def progress() -> None:
+        await listed
+        if by_value:
+            await _timed("listing", repository.save_listing([], None, by_value))
+        await _timed("progress", repository.save_progress(progress_documents(batch, topics)))
 
     def bookkeeping(touched: dict[str, Document]) -> list[Awaitable[None]]:
-        progress = _after(listed, lambda: repository.save_progress(progress_documents(batch, topics)))
-        writes: list[Awaitable[None]] = [_timed("progress", progress)]
+        writes: list[Awaitable[None]] = [progress()]
         if audit is not None:
             writes.append(_timed("audit", audit.record(submission_audit(touched, events))))
         return writes
 
     try:
-        await apply_batch(repository, events, alongside_records=bookkeeping)
+        await apply_batch(repository, events, alongside_records=bookkeeping, listed_in=listed_in, windows=by_value)
     finally:
         await listed
 
 
 LISTING_WINDOW = 1024
-"""Offsets of a received partition per submitter window: an officer's page reads a few windows of their
-offsets, then only their entries."""
+"""Offsets of a received partition per submitter or value window: a filtered page reads a few windows of
+offsets, then only the entries at them."""
+WINDOWED = ("type", "country", "status")
+"""The record fields with value windows: a submission's entry joins the window of each value its record takes
+(its type once; each country and status it moves to, but `received`, which every submission starts with), and
+stays there: a window is a superset, the record says whether it still has the value."""
+LATE = timedelta(minutes=1)
+"""A change to a submission this long after it was received is late (an amendment, a withdrawal, a verdict
+after a backlog): its entry joins the late windows of the day and of the hour of the change, so that
+`updated_since` finds the few older submissions changed since a time without reading every entry (those received
+since, less this and listing.CLOCK_SLACK, it reads all)."""
 
 
 def window_key(submitter: str, partition: int, offset: int) -> str:
@@ -79,15 +98,54 @@ def window_key(submitter: str, partition: int, offset: int) -> str:
     return f"@{submitter}:{partition}:{offset // LISTING_WINDOW}"
 
 
+VALUE_WINDOW = 256
+"""Offsets of every received partition per value window: a batch rewrites each window it adds to, so they stay
+small (a value most submissions have fills one in about a batch)."""
+
+
+def value_key(name: str, value: str, offset: int) -> str:
+    """The window document holding, per partition, the offsets near `offset` of the entries with `value`."""
+    return f"#{name}:{value}:{offset // VALUE_WINDOW}"
+
+
+def late_key(day: date, hour: int | None = None) -> str:
+    """The window document holding, per partition, the offsets of the entries changed late on `day` (UTC), or in
+    its `hour`."""
+    return f"#late:{day.isoformat()}" if hour is None else f"#late:{day.isoformat()}T{hour:02d}"
+
+
+def value_windows(before: Document | None, record: Document) -> list[str]:
+    """The windows `record`'s entry joins as it changes from `before` (none until it has a position)."""
+    if "listed_offset" not in record:
+        return []
+    offset, placed = record["listed_offset"], before is None or "listed_offset" not in before
+    keys = [value_key("type", record["type"], offset)] if placed else []
+    for name in WINDOWED[1:]:
+        value = record.get(name)
+        if value is not None and value != "received" and (placed or before is None or before.get(name) != value):
+            keys.append(value_key(name, value, offset))
+    # the record's change time, as `updated_since` compares it (a record placed after changes keeps their time)
+    if placed or before is None or before.get("updated_at") != record["updated_at"]:
+        changed = datetime.fromisoformat(record["updated_at"]).astimezone(UTC)
+        if changed - datetime.fromisoformat(record["received_at"]) > LATE:
+            keys += [late_key(changed.date()), late_key(changed.date(), changed.hour)]
+    return keys
+
+
+def place(record: Document, partition: int, event: Event) -> None:
+    """Record where `record`'s listing entry is, if `event` (received in `partition`) is the one that lists it: the
+    first received event with the record's received time (listing.py); the least such offset, should two have it."""
+    if datetime.fromisoformat(event.received_at) != datetime.fromisoformat(record["received_at"]):
+        return
+    if "listed_offset" in record and (record["listed_partition"], record["listed_offset"]) <= (partition, event.seq):
+        return
+    record["listed_partition"], record["listed_offset"] = partition, event.seq
+
+
 def listing_entry(partition: int, event: Event) -> Document:
     """A received event's listing entry: `_id` `<partition>:<offset>` of the received topic."""
     return {"_id": f"{partition}:{event.seq}", "id": event.id, "received_at": event.received_at,
             "submitted_by": event.submitted_by}
-
-
-async def _after(first: Awaitable[None], then: Callable[[], Awaitable[None]]) -> None:
-    await first
-    await then()
 
 
 async def _timed(collection: str, write: Awaitable[None]) -> None:
@@ -97,22 +155,29 @@ async def _timed(collection: str, write: Awaitable[None]) -> None:
 
 def progress_documents(batch: Records, topics: Topics) -> list[Document]:
     """One document per topic partition in `batch`: `_id` `<kind>#<partition>`, the next offset to process; on
-    received partitions also `listed_from`, the first offset whose submitter window was written (the earliest
-    such batch's: the store keeps the least), before which a submitter's entries are found by reading them all."""
+    received partitions also `listed_from`, the first offset whose submitter window was written, and
+    `windowed_from`, the first from which records carry their entry's position (`place`) and value windows hold
+    their offsets: the earliest such batch's (the store keeps the least), before which entries are read (all of
+    them, or a submitter's)."""
     kinds = dict(zip(topics.all(), ("received", "validated", "rejected"), strict=True))
     at = utcnow().isoformat()
     return [{"_id": f"{kinds[tp.topic]}#{tp.partition}", "kind": kinds[tp.topic], "topic": tp.topic,
              "partition": tp.partition, "next_offset": records[-1].offset + 1, "at": at,
-             **({"listed_from": records[0].offset} if kinds[tp.topic] == "received" else {})}
+             **({"listed_from": records[0].offset, "windowed_from": records[0].offset}
+                if kinds[tp.topic] == "received" else {})}
             for tp, records in batch.items() if records and tp.topic in kinds]
 
 
 async def apply_batch(repository: Writes, events: list[Event], alongside_records: Callable[
-        [dict[str, Document]], list[Awaitable[None]]] | None = None) -> dict[str, Document]:
+        [dict[str, Document]], list[Awaitable[None]]] | None = None,
+        listed_in: Mapping[tuple[str, int], int] | None = None,
+        windows: dict[str, dict[int, set[int]]] | None = None) -> dict[str, Document]:
     """Project `events` (in partition order) onto the stored records and views, idempotently.
 
     Returns the submission records the batch touched, as saved. `alongside_records(touched)`: writes made
     together with the records' (after the views', which every write that says the batch is done must follow).
+    `listed_in`: the received partition of each received event, by (submission id, seq), to `place` records;
+    `windows` gathers the value windows their entries join (`value_windows`), by key, partition and offset.
     """
     expected: set[ViewKey] = set()
     if len(events) <= EARLY_VIEW_READS:
@@ -125,7 +190,14 @@ async def apply_batch(repository: Writes, events: list[Event], alongside_records
     touched: dict[str, Document] = {}
     deltas: list[Delta] = []
     for event in events:
-        record, caused = project(records.get(event.id), event)
+        before = records.get(event.id)
+        record, caused = project(before, event)
+        if listed_in is not None and (partition := listed_in.get((event.id, event.seq))) is not None:
+            place(record, partition, event)
+        if windows is not None:
+            for joined in value_windows(before, record):
+                offsets = windows.setdefault(joined, {}).setdefault(record["listed_partition"], set())
+                offsets.add(record["listed_offset"])
         records[event.id] = touched[event.id] = record
         deltas += caused
     # A submission without a stored record has had no batch committed (its record is written before the

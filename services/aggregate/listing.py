@@ -8,8 +8,13 @@ next offset of each partition: a page never repeats or skips an entry, whatever 
 meanwhile, since new events only ever take offsets after every cursor.
 
 A listing of one submitter's submissions reads, per partition, the windows of offsets their entries
-are at (apply.py writes them with the entries), then those entries only; before a partition's
-`listed_from` (data applied by a version that wrote no windows) it reads every entry, as above.
+are at (apply.py writes them with the entries), then those entries only. A listing filtered by
+type, country or status (but `received`) reads the value windows of one of them likewise: the
+offsets of the entries of the submissions that have or once had the value (apply.py), a superset
+the records narrow. `updated_since` T reads, before the entries received since T less apply.LATE,
+only those in the late windows of the days since T: a submission received before that and changed
+since was changed late. Before a partition's `listed_from` or `windowed_from` (data applied by a
+version that wrote no such windows) it reads every entry, as above.
 
 Only a submission's first received event lists it (the record's `received_at` is that event's).
 A request reads at most SCAN_BUDGET entries, so a selective filter may answer a page with
@@ -18,7 +23,7 @@ fewer than `limit` items, or none, and a `next` cursor: follow it until it is nu
 
 from __future__ import annotations
 
-import asyncio
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +33,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from services.aggregate.apply import LISTING_WINDOW, window_key
+from services.aggregate.apply import LATE, LISTING_WINDOW, VALUE_WINDOW, late_key, value_key, window_key
 from services.aggregate.paging import PAGE_MAX, RepositoryDep, bad_query, csv_response, cursor_bytes, encode_cursor
 from services.aggregate.repository import Repository
 from shared.access import allow
@@ -38,12 +43,20 @@ from shared.problems import KEYED, problems
 from shared.store import Document
 
 CHUNK = 64
-"""Offsets of one partition read per lookup."""
+"""Offsets of one partition read per lookup, at least: a page reads its share of `limit` at once."""
 SCAN_BUDGET = 5_000
 """Entries (and submitter windows) one request reads at most before it answers with what it found and a cursor."""
 WINDOWS_PER_READ = 16
-"""Most of a submitter's windows read per partition per lookup: one at first, twice as many each time a read
-found too few of their entries (a window of a prolific submitter holds many)."""
+"""Most of a submitter's or value's windows read per partition per lookup: one at first (a value's:
+VALUE_WINDOWS_FIRST), twice as many each time a read found too few of their entries (a window of a prolific
+submitter or a frequent value holds many)."""
+VALUE_WINDOWS_FIRST = 4
+"""A value's windows read per lookup at first: a window of a value holds the offsets of every partition, and is
+smaller than a submitter's."""
+PROBES = 16
+"""Offsets of each partition one read of the search for where a time starts tries."""
+LATE_DAYS = 400
+"""Most days of late windows `updated_since` reads; from further back it reads every entry."""
 CLOCK_SLACK = timedelta(minutes=5)
 """How far out of order received times may be within one partition (several ingest processes share one):
 `from`/`to` start and stop a partition's walk this far outside the range, and filter exactly."""
@@ -91,6 +104,16 @@ class Selection:
         return (self.received_from is None or at >= self.received_from) and (
             self.received_to is None or at <= self.received_to)
 
+    def window(self) -> tuple[str, str] | None:
+        """The value windows to read: of the filter likely to select fewest (the records check the others)."""
+        if self.status in ("rejected", "withdrawn"):
+            return "status", self.status
+        if self.country is not None:
+            return "country", self.country
+        if self.type is not None:
+            return "type", self.type
+        return ("status", self.status) if self.status == "validated" else None
+
     def admits_record(self, record: Document) -> bool:
         return ((self.type is None or record["type"] == self.type)
                 and (self.status is None or record["status"] == self.status)
@@ -109,8 +132,17 @@ class Walk:
     """Per partition, the first offset from which the submitter's windows are complete."""
     windows: dict[int, int] = field(default_factory=dict)
     """Per partition, how many windows the next lookup reads."""
+    value: tuple[str, str] | None = None
+    """The value windows read (filter, value), if any."""
+    windowed_from: dict[int, int] = field(default_factory=dict)
+    """Per partition, the first offset from which value and late windows are complete."""
+    late: dict[int, list[int]] = field(default_factory=dict)
+    """Per partition, the offsets in the late windows `updated_since` reads, and (`late_until`) up to where."""
+    late_until: dict[int, int] = field(default_factory=dict)
     ahead: dict[int, list[Document]] = field(default_factory=dict)
     entries_read: int = 0
+    chunk: int = CHUNK
+    """Offsets of one partition read per lookup."""
 
     def positions(self) -> dict[int, int]:
         """Per partition, the first offset not yet taken: the cursor."""
@@ -141,19 +173,26 @@ async def list_submissions(repository: Repository, selection: Selection, positio
     received = [d for d in await repository.load_progress() if d["kind"] == "received"]
     ends = {d["partition"]: int(d["next_offset"]) for d in received}
     listed_from = {d["partition"]: int(d["listed_from"] if "listed_from" in d else d["next_offset"]) for d in received}
+    windowed_from = {d["partition"]: int(d["windowed_from"] if "windowed_from" in d else d["next_offset"])
+                     for d in received}
     if positions is None:
         positions = {p: 0 for p in ends}
         if selection.received_from is not None:
             positions = await _starts(repository, ends, _moved(selection.received_from, -CLOCK_SLACK))
-    walk = Walk({p: positions.get(p, 0) for p in ends}, ends, selection.submitted_by, listed_from)
+    walk = Walk({p: positions.get(p, 0) for p in ends}, ends, selection.submitted_by, listed_from,
+                value=selection.window() if selection.submitted_by is None else None, windowed_from=windowed_from)
+    walk.chunk = max(CHUNK, math.ceil(limit / max(len(ends), 1)))
+    if selection.updated_since is not None and walk.value is None and walk.submitter is None:
+        await _read_late(repository, walk, selection.updated_since)
     stop = _moved(selection.received_to, CLOCK_SLACK) if selection.received_to is not None else None
     found: list[SubmissionListItem] = []
     waiting: set[int] = set()
     while len(found) < limit and walk.entries_read < SCAN_BUDGET:
-        candidates = await _merged(repository, walk, min(limit - len(found), CHUNK), stop)
+        candidates = await _merged(repository, walk, min(limit - len(found), walk.chunk * len(ends)), stop)
         if not candidates:
             break
-        records = await repository.load_submissions({e["id"] for _, e in candidates if selection.admits_entry(e)})
+        wanted = {e["id"] for _, e in candidates if selection.admits_entry(e)}
+        records = await repository.load_listed(wanted) if wanted else {}
         for index, (partition, entry) in enumerate(candidates):
             if partition in waiting:
                 continue
@@ -212,7 +251,7 @@ async def _merged(repository: Repository, walk: Walk, count: int,
 
 
 async def _fill(repository: Repository, walk: Walk) -> None:
-    """Read the next CHUNK offsets of every partition with nothing read ahead, until each has some or is done."""
+    """Read the next chunk of offsets of every partition with nothing read ahead, until each has some or is done."""
     while walk.entries_read < SCAN_BUDGET:
         empty = [p for p in walk.ends if not walk.ahead.get(p) and walk.read[p] < walk.ends[p]]
         if not empty:
@@ -228,65 +267,82 @@ async def _fill(repository: Repository, walk: Walk) -> None:
 async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int]) -> dict[int, tuple[list[int], int]]:
     """Per partition, the offsets whose entries to read next, and the offset reading stands at after them."""
     reads: dict[int, tuple[list[int], int]] = {}
-    windows: dict[int, list[str]] = {}
-    submitter = walk.submitter
+    windows: dict[int, tuple[list[str], str, int]] = {}
+    submitter, value = walk.submitter, walk.value
     for p in partitions:
         start, end = walk.read[p], walk.ends[p]
         listed_from = walk.listed_from.get(p, end) if submitter is not None else end
+        windowed_from = walk.windowed_from.get(p, end) if value is not None or p in walk.late_until else end
         if submitter is not None and start >= listed_from:
             first = start // LISTING_WINDOW
             last = min((end - 1) // LISTING_WINDOW, first + walk.windows.get(p, 1) - 1)
-            windows[p] = [window_key(submitter, p, w * LISTING_WINDOW) for w in range(first, last + 1)]
+            windows[p] = ([window_key(submitter, p, w * LISTING_WINDOW) for w in range(first, last + 1)], "offsets",
+                          LISTING_WINDOW)
+        elif value is not None and start >= windowed_from:
+            first = start // VALUE_WINDOW
+            last = min((end - 1) // VALUE_WINDOW, first + walk.windows.get(p, VALUE_WINDOWS_FIRST) - 1)
+            windows[p] = ([value_key(*value, w * VALUE_WINDOW) for w in range(first, last + 1)], f"o{p}",
+                          VALUE_WINDOW)
+        elif windowed_from <= start < walk.late_until.get(p, 0):
+            until = walk.late_until[p]
+            offsets = [o for o in walk.late[p] if start <= o < until]
+            reads[p] = (offsets[:walk.chunk], offsets[walk.chunk - 1] + 1 if len(offsets) > walk.chunk else until)
         else:
-            stop = min(start + CHUNK, listed_from, end)
+            stop = min(start + walk.chunk, end, *(b for b in (listed_from, windowed_from) if b > start))
             reads[p] = (list(range(start, stop)), stop)
     if windows:
-        wanted = [key for keys in windows.values() for key in keys]
-        found = {d["_id"]: d["offsets"] for d in await repository.load_listing(wanted)}
+        wanted = sorted({key for keys, _, _ in windows.values() for key in keys})
+        found = {d["_id"]: d for d in await repository.load_listing(wanted)}
         walk.entries_read += len(wanted)
-        for p, keys in windows.items():
+        for p, (keys, name, size) in windows.items():
             start, end = walk.read[p], walk.ends[p]
-            offsets = sorted(o for key in keys for o in found.get(key, ()) if start <= o < end)
-            if len(offsets) < CHUNK:
+            offsets = sorted({o for key in keys for o in found.get(key, {}).get(name, ()) if start <= o < end})
+            if len(offsets) < walk.chunk:
                 walk.windows[p] = min(2 * len(keys), WINDOWS_PER_READ)
-            covered = min(end, (start // LISTING_WINDOW + len(keys)) * LISTING_WINDOW)
-            reads[p] = (offsets[:CHUNK], offsets[CHUNK - 1] + 1 if len(offsets) > CHUNK else covered)
+            covered = min(end, (start // size + len(keys)) * size)
+            reads[p] = (offsets[:walk.chunk], offsets[walk.chunk - 1] + 1 if len(offsets) > walk.chunk else covered)
     return reads
 
 
-async def _starts(repository: Repository, ends: Mapping[int, int], bound: datetime) -> dict[int, int]:
-    """Per partition, an offset before which every entry was received before `bound`."""
-    found = await asyncio.gather(*(_start(repository, p, end, bound) for p, end in ends.items()))
-    return dict(zip(ends, found, strict=True))
+async def _read_late(repository: Repository, walk: Walk, since: datetime) -> None:
+    """Prepare `updated_since`: per partition, the entries received before `since` less LATE (and CLOCK_SLACK)
+    are read from the late windows of the hours left in its day and of the days after, when there are at most
+    LATE_DAYS of them."""
+    since = since.astimezone(UTC)
+    first, last = since.date(), datetime.now(UTC).date() + timedelta(days=1)
+    if (last - first).days >= LATE_DAYS:
+        return
+    keys = [late_key(first, hour) for hour in range(since.hour, 24)]
+    keys += [late_key(first + timedelta(days=n)) for n in range(1, (last - first).days + 1)]
+    walk.late_until = await _starts(repository, walk.ends, _moved(since, -(LATE + CLOCK_SLACK)), walk.read)
+    found = await repository.load_listing(keys)
+    walk.entries_read += len(keys)
+    walk.late = {p: sorted({o for d in found for o in d.get(f"o{p}", ())}) for p in walk.ends}
 
 
-async def _start(repository: Repository, partition: int, end: int, bound: datetime) -> int:
-    """A binary search of `partition`'s offsets by received time (in order within a partition, but for CLOCK_SLACK)."""
-    low, high = 0, end
-    while low < high:
-        middle = (low + high) // 2
-        entry = await _first_from(repository, partition, middle, high)
-        if entry is None:
-            high = middle
-        elif instant(entry[1]["received_at"]) < bound:
-            low = entry[0] + 1
-        else:
-            high = middle
+async def _starts(repository: Repository, ends: Mapping[int, int], bound: datetime,
+                  lows: Mapping[int, int] | None = None) -> dict[int, int]:
+    """Per partition, an offset (from its `lows` on) before which every entry was received before `bound`: a search
+    of its offsets by received time (in order within a partition, but for CLOCK_SLACK), PROBES offsets of every
+    partition a read."""
+    low, high = {p: min((lows or {}).get(p, 0), end) for p, end in ends.items()}, dict(ends)
+    while any(low[p] < high[p] for p in ends):
+        probes = {p: sorted({low[p] + (high[p] - low[p]) * n // PROBES for n in range(PROBES)})
+                  for p in ends if low[p] < high[p]}
+        found = {e["_id"]: e for e in await repository.load_listing(
+            [f"{p}:{o}" for p, offsets in probes.items() for o in offsets])}
+        for p, offsets in probes.items():
+            at = [(o, instant(found[f"{p}:{o}"]["received_at"])) for o in offsets if f"{p}:{o}" in found]
+            if not at:  # only offsets without an entry (rare): start at what is known
+                high[p] = low[p]
+                continue
+            before = [o for o, received in at if received < bound]
+            if before:
+                low[p] = before[-1] + 1
+            after = [o for o, received in at if received >= bound and o >= low[p]]
+            if after:
+                high[p] = after[0]
     return low
-
-
-async def _first_from(repository: Repository, partition: int, start: int, end: int) -> tuple[int, Document] | None:
-    """The first entry of `partition` at an offset in [start, end), with its offset. Offsets without an entry
-    are rare (a record that is not an event), so `start` is tried alone first."""
-    first, step = start, 1
-    while first < end:
-        offsets = range(first, min(first + step, end))
-        found = await repository.load_listing([f"{partition}:{o}" for o in offsets])
-        if found:
-            entry = min(found, key=offset_of)
-            return offset_of(entry), entry
-        first, step = offsets.stop, CHUNK
-    return None
 
 
 def bound(value: str | None, parameter: str, end_of_day: bool = False) -> datetime | None:

@@ -23,15 +23,24 @@ class InMemoryRepository:
         self.view_writes = 0
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
         for entry in entries:
             self.listing.setdefault(entry["_id"], entry)
         for key, offsets in (by_submitter or {}).items():
             window = self.listing.setdefault(key, {"_id": key, "offsets": []})
             window["offsets"] = [*window["offsets"], *sorted(set(offsets) - set(window["offsets"]))]
+        for key, partitions in (by_value or {}).items():
+            window = self.listing.setdefault(key, {"_id": key})
+            for p, offsets in partitions.items():
+                window[f"o{p}"] = [*window.get(f"o{p}", []), *sorted(offsets)]
 
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return [self.listing[k] for k in keys if k in self.listing]
+
+    async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
+        return {i: {k: v for k, v in self.submissions[i].items() if k not in ("history", "valid")}
+                for i in ids if i in self.submissions}
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
         return {i: self.submissions[i] for i in ids if i in self.submissions}
@@ -66,6 +75,7 @@ class InMemoryRepository:
         for doc in docs:
             held = self.progress.get(doc["_id"]) or {}
             kept = {**held, **doc, "next_offset": max(doc["next_offset"], held.get("next_offset", 0))}
-            if "listed_from" in held:
-                kept["listed_from"] = min(held["listed_from"], doc.get("listed_from", held["listed_from"]))
+            for least in ("listed_from", "windowed_from"):
+                if least in held:
+                    kept[least] = min(held[least], doc.get(least, held[least]))
             self.progress[doc["_id"]] = kept

@@ -13,10 +13,12 @@ from services.aggregate.record_codec import pack, unpack
 from services.aggregate.repository import INDEXES, VIEWS, ViewKey
 from services.aggregate.view_query import buckets, split_filters
 from shared.records import SUBMISSIONS, collection_prefix
-from shared.store import Document, bulk_write, find_by_id, store_documents
+from shared.store import ID_CHUNK, Document, bulk_write, find_by_id, store_documents
 
 SHARDS_PER_READ = 200
 """Shards read per round trip; a bucket has at most one per partition."""
+LISTED_FIELDS = {"packed": 0, "history": 0, "valid": 0}
+"""A record without what the listing never shows (a record stored before packing has no `packed`)."""
 
 class MongoRepository:
     """Collections `submissions`, `view_<name>`, `listing` and `progress` in one database, prefixed by generation."""
@@ -108,10 +110,15 @@ class MongoRepository:
         return [d async for d in self.progress.find({}).sort("_id", 1)]
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
         entries = list(entries)
         windows = [UpdateOne({"_id": key}, {"$addToSet": {"offsets": {"$each": sorted(offsets)}}}, upsert=True)
                    for key, offsets in (by_submitter or {}).items()]
+        # appended, not added as a set: the store checks a set against every offset held; a replay may repeat some
+        windows += [UpdateOne({"_id": key}, {"$push": {f"o{p}": {"$each": sorted(offsets)}
+                                                       for p, offsets in sorted(partitions.items())}},
+                              upsert=True) for key, partitions in (by_value or {}).items()]
         writes = []
         if entries:
             writes.append(store_documents(self.listing, entries, {e["_id"] for e in entries}, keep_existing=True))
@@ -122,12 +129,20 @@ class MongoRepository:
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         return await find_by_id(self.listing, list(keys))
 
+    async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
+        wanted = list(ids)
+        chunks = [wanted[start:start + ID_CHUNK] for start in range(0, len(wanted), ID_CHUNK)]
+        found = await asyncio.gather(*(self.submissions.find({"_id": {"$in": chunk}}, LISTED_FIELDS,
+                                                             batch_size=len(chunk)).to_list() for chunk in chunks))
+        return {d["_id"]: d for docs in found for d in docs}
+
     async def save_progress(self, docs: Iterable[Document]) -> None:
-        kept = ("_id", "next_offset", "listed_from")
+        least = ("listed_from", "windowed_from")
+        kept = ("_id", "next_offset", *least)
         ops = [UpdateOne({"_id": d["_id"]}, {"$max": {"next_offset": d["next_offset"]},
                                              "$set": {k: v for k, v in d.items() if k not in kept},
-                                             **({"$min": {"listed_from": d["listed_from"]}} if "listed_from" in d
-                                                else {})},
+                                             **({"$min": {k: d[k] for k in least if k in d}}
+                                                if any(k in d for k in least) else {})},
                          upsert=True) for d in docs]
         if ops:
             await bulk_write(self.progress, ops)

@@ -9,9 +9,12 @@ always-applied `> 0` (view_query.py).
 
 The listing of submissions reads `listing`: one entry per received event, `_id`
 `<partition>:<offset>` of the received topic, so that a page is found by `$in` over consecutive
-offsets (see listing.py), never by a range; and, per submitter, partition and window of offsets,
-the offsets of that submitter's entries (`@<submitter>:<partition>:<window>`), so that one
-officer's page reads their entries only.
+offsets (see listing.py), never by a range; per submitter, partition and window of offsets,
+the offsets of that submitter's entries (`@<submitter>:<partition>:<window>`, field `offsets`), so
+that one officer's page reads their entries only; and per value of a filter and window of offsets,
+the offsets of the entries of the submissions that have (or once had) it, one field per partition
+(`#<filter>:<value>:<window>`, fields `o<partition>`), and per day and hour those of the submissions
+changed late (`#late:<day>`, `#late:<day>T<hour>`; apply.py says which).
 
 A generation is one complete set of these collections: generation 0 is `submissions`,
 `view_<name>`, `listing` and `progress`; generation N > 0 prefixes each with `g<N>_` (see generation.py).
@@ -68,9 +71,11 @@ class Writes(Protocol):
         ...
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
-        """Record listing entries (written once: an entry already stored is left as it is), and add offsets to
-        the submitters' windows (`{window key: offsets}`, a set union: adding one twice changes nothing)."""
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
+        """Record listing entries (written once: an entry already stored is left as it is), add offsets to the
+        submitters' windows (`{window key: offsets}`, a set union: adding one twice changes nothing), and append
+        them to the value windows (`{window key: {partition: offsets}}`: one added twice is there twice)."""
         ...
 
 class Repository(Writes, Protocol):
@@ -98,4 +103,8 @@ class Repository(Writes, Protocol):
 
     async def load_listing(self, keys: Iterable[str]) -> list[Document]:
         """The listing entries stored among `keys`."""
+        ...
+
+    async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
+        """The submission records among `ids` as the listing shows them: without their history."""
         ...

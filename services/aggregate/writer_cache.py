@@ -52,8 +52,9 @@ class WriterCache:
         await self.inner.save_progress(docs)
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
-        await self.inner.save_listing(entries, by_submitter)
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
+        await self.inner.save_listing(entries, by_submitter, by_value)
 
     async def _saving(self, write: Awaitable[None]) -> None:
         try:

@@ -202,3 +202,42 @@ def test_csv_page_has_the_json_items_and_the_next_cursor(stack: Stack, sent: lis
     assert [r["id"] for r in rows] == ids(as_json["items"])
     assert [(r["status"], int(r["reasons"])) for r in rows] == [(i["status"], i["reasons"]) for i in as_json["items"]]
     assert response.headers["X-Next-Cursor"] == as_json["next"]
+
+
+def test_filtered_pages_hold_exactly_the_matching_submissions_while_others_arrive(stack: Stack) -> None:
+    """An analyst's filtered listing (read from the records' positions) pages without skipping or repeating."""
+    headers = bearer(stack.key("officer", name="filtered"))
+    plan = [("price" if n % 3 else "seizure", "MNG" if n % 4 else "BTN", n % 5 != 0) for n in range(24)]
+    first = [send(stack, headers, type_, country, valid) for type_, country, valid in plan]
+    for s in first:
+        decided(stack, s.id)
+    wanted = {"type": "price", "country": "MNG", "status": "validated"}
+
+    def matches(s: Sent) -> bool:
+        return (s.type, s.country, "validated" if s.valid else "rejected") == tuple(wanted.values())
+
+    more: list[Sent] = []
+    sender = threading.Thread(target=lambda: more.extend(send(stack, headers, type_, country, valid)
+                                                         for type_, country, valid in plan))
+    pages: list[list[str]] = []
+    sender.start()
+    try:
+        cursor = None
+        while True:
+            response = listing(stack, stack.analyst, limit=3, **wanted, **({"cursor": cursor} if cursor else {}))
+            assert response.status_code == 200, response.text
+            pages.append(ids(response.json()["items"]))
+            cursor = response.json()["next"]
+            if cursor is None:
+                break
+    finally:
+        sender.join()
+    seen = [i for page in pages for i in page]
+    mine = {s.id for s in first + more}
+    assert len(seen) == len(set(seen)), "a submission was listed twice"
+    assert [i for i in seen if i in mine][:len([s for s in first if matches(s)])] == [
+        s.id for s in first if matches(s)], "a submission decided before paging began was skipped"
+    for s in more:
+        decided(stack, s.id)
+    expected = [s.id for s in first + more if matches(s)]
+    assert [i for i in ids(every_page(stack, stack.analyst, limit=4, **wanted)) if i in mine] == expected

@@ -100,6 +100,14 @@ async def test_listing_entries_are_written_once_and_found_by_key(repository: Rep
     assert sorted((e["_id"], e["id"]) for e in found) == [("0:1", "s1"), ("0:2", "s3"), ("2:7", "s2")]
 
 
+async def test_value_windows_gather_offsets_per_partition(repository: Repository) -> None:
+    await repository.save_listing([], None, {"#country:TJK:0": {0: [3, 1], 2: [2]}, "#type:price:0": {1: [5]}})
+    await repository.save_listing([], None, {"#country:TJK:0": {0: [4], 1: [7]}})
+    found = {d["_id"]: {k: sorted(set(v)) for k, v in d.items() if k != "_id"}
+             for d in await repository.load_listing(["#country:TJK:0", "#type:price:0"])}
+    assert found == {"#country:TJK:0": {"o0": [1, 3, 4], "o1": [7], "o2": [2]}, "#type:price:0": {"o1": [5]}}
+
+
 async def test_submitter_windows_gather_offsets_as_a_set_and_listed_from_keeps_the_least(
         repository: Repository) -> None:
     await repository.save_listing([], {"@k1:0:0": [3, 1], "@k2:0:0": [2]})
@@ -109,12 +117,12 @@ async def test_submitter_windows_gather_offsets_as_a_set_and_listed_from_keeps_t
 
     def received(next_offset: int, listed_from: int) -> dict[str, Any]:
         return {"_id": "received#0", "kind": "received", "partition": 0, "next_offset": next_offset,
-                "listed_from": listed_from}
+                "listed_from": listed_from, "windowed_from": listed_from + 1}
     await repository.save_progress([received(10, 5)])
     await repository.save_progress([received(20, 10)])
     await repository.save_progress([received(8, 2)])  # a rebuild's replay from further back
-    stored = [(d["next_offset"], d["listed_from"]) for d in await repository.load_progress()]
-    assert stored == [(20, 2)]
+    stored = [(d["next_offset"], d["listed_from"], d["windowed_from"]) for d in await repository.load_progress()]
+    assert stored == [(20, 2, 3)]
 
 
 async def save(repository: Repository, view: str, docs: list[dict[str, Any]]) -> None:
