@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -22,7 +22,6 @@ from fastapi import FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Authenticator, AuthError, Principal, require_role
@@ -62,32 +61,39 @@ class RateLimited(AuthError):
         self.retry_after = max(1, math.ceil(retry_after))
 
 
+def request_header(request: Request, name: bytes) -> str | None:
+    """The first `name` header (in lower case) of `request`, as `request.headers.get` would give it, without
+    building Starlette's `Headers`: the paths every request takes read a few headers, once each."""
+    raw: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in raw:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def authorise(request: Request, roles: tuple[Role, ...]) -> Principal:
-    """The caller's principal, if it holds one of `roles` (401/403/429 otherwise)."""
-    principal = await check_access(request.app.state, request.headers.get("authorization"), roles,
-                                    headers=request.headers, method=request.method, scheme=request.url.scheme)
-    request.state.principal = principal
-    return principal
+    """The caller's principal, if it holds one of `roles` (401/403/429 otherwise).
 
-
-async def check_access(state: State, authorization: str | None, roles: tuple[Role, ...], *,
-                       headers: Mapping[str, str] | None = None, method: str = "GET",
-                       scheme: str = "http") -> Principal:
-    """`authorise` for a caller that has the app's state and the request's headers but no Request.
-
-    The key in `Authorization` decides when there is one; otherwise a console session cookie in `headers`.
+    The key in `Authorization` decides when there is one; otherwise a console session cookie. The app's state
+    is read by item: its attributes are found only after a failed lookup, which costs more than the rest.
     """
+    state = request.app.state
+    authorization = request_header(request, b"authorization")
     principal: Principal | None = None
-    sessions: Sessions | None = getattr(state, "sessions", None)
-    if authorization is None and headers is not None and sessions is not None:
-        principal = await sessions.principal(headers, method, own_origin(scheme, headers))
+    if authorization is None:
+        sessions: Sessions | None = getattr(state, "sessions", None)
+        if sessions is not None:
+            headers = request.headers
+            principal = await sessions.principal(headers, request.method, own_origin(request.url.scheme, headers))
     if principal is None:
-        authenticator: Authenticator = state.authenticator
+        authenticator: Authenticator = state["authenticator"]
         principal = await authenticator.authenticate(authorization)
     require_role(principal, roles)
-    wait = state.rate_limiter.wait_time(principal.key_id)
+    rate_limiter: RateLimiter = state["rate_limiter"]
+    wait = rate_limiter.wait_time(principal.key_id)
     if wait > 0:
         raise RateLimited(wait)
+    request.scope.setdefault("state", {})["principal"] = principal  # read as request.state.principal; no State built
     return principal
 
 
@@ -138,34 +144,13 @@ def install_access(app: FastAPI, settings: ServiceSettings, authenticator: Authe
         return JSONResponse({"detail": [{"loc": ["header", "authorization"], "msg": exc.msg, "type": exc.code}]},
                             status_code=exc.status, headers=headers)
 
-    app.add_middleware(SecurityHeaders)
-    install_cors(app, settings)
+    app.add_middleware(BrowserPolicy, console=settings.console_origins, others=settings.cors_origins)
 
 
 def install_cors(app: FastAPI, settings: ServiceSettings) -> None:
-    """Let the configured browser origins call this service; only the console's own send its session cookie."""
-    app.add_middleware(CorsByOrigin, console=settings.console_origins, others=settings.cors_origins)
-
-
-class CorsByOrigin:
-    """CORS with credentials for the console's origins, without for the others configured."""
-
-    def __init__(self, app: ASGIApp, console: list[str], others: list[str]) -> None:
-        common: dict[str, Any] = {"allow_headers": ["Authorization", "Content-Type", "traceparent"], "max_age": 600}
-        self.app = app
-        self.console = frozenset(console)
-        self.with_credentials = CORSMiddleware(app, allow_origins=console, allow_credentials=True,
-                                               allow_methods=["GET", "POST", "DELETE"], **common)
-        self.without = CORSMiddleware(app, allow_origins=others, allow_methods=["GET", "POST", "DELETE"], **common)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"origin"), None)
-        if scope["type"] != "http" or origin is None:
-            await self.app(scope, receive, send)
-        elif origin in self.console:
-            await self.with_credentials(scope, receive, send)
-        else:
-            await self.without(scope, receive, send)
+    """CORS alone (no security headers), for a service whose only HTTP answers are its health and metrics."""
+    app.add_middleware(BrowserPolicy, console=settings.console_origins, others=settings.cors_origins,
+                       security_headers=False)
 
 
 SECURITY_HEADERS = [
@@ -178,25 +163,44 @@ API_ONLY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 ]
-_API_HEADERS = (*SECURITY_HEADERS, *API_ONLY_HEADERS)
-_OTHER_HEADERS = tuple(SECURITY_HEADERS)
 
 
-class SecurityHeaders:
-    """Headers a browser dashboard can rely on; API answers are never cached or framed."""
+class BrowserPolicy:
+    """ASGI middleware: what browsers are told. Every answer carries the security headers (API answers, under
+    `/v1/`, are also never cached or framed); a request with `Origin` goes through CORS, with credentials for
+    the console's origins and without for the others configured.
 
-    def __init__(self, app: ASGIApp) -> None:
+    It runs on every request, so a request without `Origin` (every client but a browser's cross-origin call)
+    costs one pass over its headers and the append of a list made here once.
+    """
+
+    def __init__(self, app: ASGIApp, console: list[str], others: list[str], security_headers: bool = True) -> None:
+        common: dict[str, Any] = {"allow_methods": ["GET", "POST", "DELETE"], "max_age": 600,
+                                  "allow_headers": ["Authorization", "Content-Type", "traceparent"]}
         self.app = app
+        self.console = frozenset(console)
+        self.with_credentials = CORSMiddleware(app, allow_origins=console, allow_credentials=True, **common)
+        self.without = CORSMiddleware(app, allow_origins=others, **common)
+        self.api_headers = (*SECURITY_HEADERS, *API_ONLY_HEADERS) if security_headers else ()
+        self.other_headers = tuple(SECURITY_HEADERS) if security_headers else ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        added = _API_HEADERS if scope["path"].startswith("/v1/") else _OTHER_HEADERS
+        app = self.app
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                app = self.with_credentials if value.decode("latin-1") in self.console else self.without
+                break
+        added = self.api_headers if scope["path"].startswith("/v1/") else self.other_headers
+        if not added:
+            await app(scope, receive, send)
+            return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        await app(scope, receive, with_headers)

@@ -138,9 +138,9 @@ UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 
 @cache
-def _validator(name: str) -> Any:
-    """A validator of component `name`, the other components reachable as the document has them."""
-    root = {"$ref": REF + name, "components": {"schemas": components()}}
+def _validator(type_: str, version: int) -> Any:
+    """A validator of `type_`'s data in `version`, the other components reachable as the document has them."""
+    root = {"$ref": REF + data_name(type_, version), "components": {"schemas": components()}}
     return jsonschema_rs.Draft202012Validator(root, validate_formats=True)
 
 
@@ -149,11 +149,10 @@ def data_problems(type_: str, version: int, data: Any) -> list[ErrorDetail]:
     allows); the problems are those against the version it was sent in. Empty when it is."""
     versions = SCHEMA_VERSIONS[type_]
     declared = version if version in versions else versions[0]
-    if _validator(data_name(type_, declared)).is_valid(data) or any(
-            _validator(data_name(type_, v)).is_valid(data) for v in versions if v != declared):
+    if _validator(type_, declared).is_valid(data) or any(
+            _validator(type_, v).is_valid(data) for v in versions if v != declared):
         return []
-    return [problem for error in _validator(data_name(type_, declared)).iter_errors(data)
-            for problem in _details(error)]
+    return [problem for error in _validator(type_, declared).iter_errors(data) for problem in _details(error)]
 
 
 def _details(error: Any) -> list[ErrorDetail]:

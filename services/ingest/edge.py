@@ -10,6 +10,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
+from shared.access import request_header
 from shared.envelope import SCHEMA_VERSIONS, SUBMISSION_TYPES, ErrorDetail, SubmissionCreate
 from shared.errors import DmpError
 
@@ -28,7 +29,7 @@ def _problem(status: int, loc: list[str | int], msg: str, code: str) -> BadSubmi
 
 
 def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = (request_header(request, b"content-type") or "").split(";")[0].strip().lower()
     if content_type not in allowed:
         raise _problem(415, ["header", "content-type"],
                        f"must be {' or '.join(allowed)}, got {content_type or 'nothing'!r}", "unsupported_media_type")
@@ -36,7 +37,7 @@ def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = request_header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _problem(413, ["body"], f"is {declared} bytes; the limit is {limit}", "body_too_large")
     # Request.stream(), without its async generator: most bodies arrive in one message.

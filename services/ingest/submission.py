@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from fastapi import Request
 from prometheus_client import Counter
 
 from services.ingest.contract import data_problems
@@ -63,11 +62,12 @@ def check_scope(envelope: Envelope, officer: Principal) -> None:
                                               msg=f"this key reports for {allowed}, not {country}")])
 
 
-def prepare(body: Any, request: Request, settings: IngestSettings, officer: Principal, *,
+def prepare(body: Any, traceparent: str | None, settings: IngestSettings, officer: Principal, *,
             plain: bool = False) -> Prepared:
     """Check the envelope, pseudonymise what must not leave ingest, and build the received event.
 
-    `plain`: the body was parsed from JSON for which `edge.is_plain` holds (its strings need fewer checks).
+    `traceparent`: the request's W3C header, if it sent one. `plain`: the body was parsed from JSON for which
+    `edge.is_plain` holds (its strings need fewer checks).
     """
     body = sanitise(body, plain)
     if isinstance(body, dict) and body.get("type") == "training" and isinstance(body.get("data"), dict):
@@ -94,7 +94,7 @@ def prepare(body: Any, request: Request, settings: IngestSettings, officer: Prin
     if encoded_size > settings.max_body_bytes:
         raise BadSubmission(413, [ErrorDetail(loc=["body", "data"], type="body_too_large",
                                               msg=f"is {encoded_size} bytes; the limit is {settings.max_body_bytes}")])
-    trace_id = trace_id_from(request.headers.get("traceparent")) or new_trace_id()
+    trace_id = trace_id_from(traceparent) or new_trace_id()
     now = utcnow()
     submission_id = envelope.id
     event = SubmissionReceived.encode_fields(submission_id, envelope.type, envelope.schema_version, encoded_data,
