@@ -19,7 +19,7 @@ class AggregateSettings(ServiceSettings):
         "Most events a rebuild applies as one batch. A rebuilt generation is read by nobody until it is swapped "
         "in, so its batches need not be small: the records and view documents that many events change are "
         "written once per batch."))
-    rebuild_cache: int = Field(10_000, ge=0, description=(
+    rebuild_cache: int = Field(50_000, ge=0, description=(
         "Submission records a rebuild keeps in memory after writing them (and four times as many view "
         "documents), so that their later events need no read of the store."))
     fetch_wait_ms: int = Field(50, ge=1, le=500, description=(
