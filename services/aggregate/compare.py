@@ -18,7 +18,7 @@ from services.aggregate.mongo_repository import MongoRepository
 from services.aggregate.projection import merge_shards, shard_key
 from services.aggregate.record_codec import unpack
 from services.aggregate.repository import VIEWS
-from shared.store import Document, find_by_id
+from shared.store import Document, both, find_by_id
 
 PAGE = 1000
 RECORDS = "submissions"
@@ -107,7 +107,7 @@ async def _compare_view(live: MongoRepository, rebuilt: MongoRepository, view: s
     for side in (live, rebuilt):
         async for page in _pages(side.view(view), {"_id": 1, "bucket": 1}):
             keys = {d["bucket"] for d in page if "bucket" in d}
-            a, b = await _shards(live, view, keys, sources), await _shards(rebuilt, view, keys, sources)
+            a, b = await both(_shards(live, view, keys, sources), _shards(rebuilt, view, keys, sources))
             mine = a if side is live else b
             firsts = {d["_id"] for d in page}
             keys = {k for k in keys if mine.get(k) and mine[k][0]["_id"] in firsts
@@ -148,10 +148,10 @@ async def _compare_only(live: MongoRepository, rebuilt: MongoRepository, only: I
     compared, found = 0, list[Difference]()
     for view, keys in sorted(by_view.items()):
         if view == RECORDS:
-            a, b = await _records(live, keys), await _records(rebuilt, keys)
+            a, b = await both(_records(live, keys), _records(rebuilt, keys))
         else:
-            a = _rows(view, await _shards(live, view, keys, sources))
-            b = _rows(view, await _shards(rebuilt, view, keys, sources))
+            shards_a, shards_b = await both(_shards(live, view, keys, sources), _shards(rebuilt, view, keys, sources))
+            a, b = _rows(view, shards_a), _rows(view, shards_b)
         compared += len(a.keys() | b.keys())
         found += diff_rows(view, a, b)
     return compared, found

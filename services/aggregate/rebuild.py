@@ -20,21 +20,25 @@ views as a pure function of the current valid version of every submission.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo import AsyncMongoClient
 
 from services.aggregate.apply import apply_records
 from services.aggregate.compare import Difference, Pace, compare
+from services.aggregate.events import to_event
 from services.aggregate.generation import GenerationMeta, group_for
 from services.aggregate.mongo_repository import MongoRepository
 from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.worker import make_consumer
+from services.aggregate.write_behind import Held, WriteBehind
 from shared.errors import InfrastructureUnavailable
 from shared.kafka import ensure_topics
 from shared.store import Document
@@ -42,7 +46,16 @@ from shared.worker import last_offsets
 
 log = logging.getLogger(__name__)
 
+GATHER_MS = 200
+"""How long a batch being gathered waits for more records once it has some (the previous batch is being written
+meanwhile): the broker answers a fetch of stored records at once, so a longer wait means there are no more."""
+LOOKAHEAD = 3
+"""At most this many batches' worth of records are fetched to find one batch whose submissions are complete."""
+FETCH_BYTES = 4 * 1_048_576
+"""What the replay fetches per partition at a time: the log is read from the start, so every fetch is full."""
+
 Say = Callable[[str], None]
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 @dataclass
@@ -66,16 +79,21 @@ class Replayer:
         self.settings = settings
         self.topics = settings.topics
         self.repository = repository
+        self.documents = WriteBehind(repository, max_submissions=settings.rebuild_cache,
+                                     max_views=4 * settings.rebuild_cache)
+        """What the replay projects through: it is the generation's one writer until the swap."""
         self.group_id = group_id
         self.stall_timeout = stall_timeout
         self.consumer: AIOKafkaConsumer | None = None
         self.applied_next: dict[TopicPartition, int] = {}
         """Per partition, one past the last record applied (0 before any)."""
         self.events = 0
+        self.carry: Batch = {}
+        """Received events fetched for a later batch (below their targets; the consumer's position is past them)."""
 
     async def start(self, timeout: float = 60.0) -> None:
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(), self.settings.topic_layout)
-        self.consumer = make_consumer(self.settings, self.group_id)
+        self.consumer = make_consumer(self.settings, self.group_id, fetch_bytes=FETCH_BYTES)
         await self.consumer.start()
         expected = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics.all())
         deadline = time.monotonic() + timeout
@@ -134,36 +152,120 @@ class Replayer:
         applied = 0
         moved_to = {tp: await consumer.position(tp) for tp in targets}
         last_move, last_state = time.monotonic(), None
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                pending = {tp for tp, target in targets.items() if await consumer.position(tp) < target}
+                if not pending and not self.carry:
+                    break
+                state = {tp: await consumer.position(tp) for tp in pending}
+                if state != last_state:
+                    last_move, last_state = time.monotonic(), state
+                elif time.monotonic() - last_move > self.stall_timeout:
+                    raise InfrastructureUnavailable(f"replay made no progress for {self.stall_timeout:g}s at {state}")
+                mine = await self._gather(targets, pending)
+                if mine:
+                    # Projected while the previous batch is written; written once that one is committed.
+                    await apply_records(self.documents, mine, self.topics)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(self._write(self.documents.take(), mine))
+                    applied += sum(len(r) for r in mine.values())
+                if progress is not None:
+                    now = {tp: await consumer.position(tp) for tp in targets}
+                    progress(sum(min(now[tp], targets[tp]) - min(moved_to[tp], targets[tp]) for tp in targets))
+                    moved_to = now
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
+        return applied
+
+    async def _write(self, held: Held, mine: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Make the batch just projected durable, then commit its offsets."""
+        assert self.consumer is not None
+        await self.documents.flush(held)
+        await self.consumer.commit(last_offsets(mine))
+        for tp, records in mine.items():
+            self.applied_next[tp] = records[-1].offset + 1
+        self.events += sum(len(r) for r in mine.values())
+
+    async def _gather(self, targets: dict[TopicPartition, int], pending: set[TopicPartition]) -> dict[
+            TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """One batch: records below their targets, fetched until `rebuild_batch` of them are in hand or the
+        consumer has no more at once; each partition's in offset order. A partition that reaches its target is
+        paused, so nothing beyond it is fetched."""
+        consumer = self.consumer
+        assert consumer is not None
+        consumer.pause(*(consumer.assignment() - pending))
+        consumer.resume(*pending)
+        mine, self.carry = self.carry, {}
+        batch = self.settings.rebuild_batch
+        limit = batch
         while True:
-            pending = {tp for tp, target in targets.items() if await consumer.position(tp) < target}
-            if not pending:
-                return applied
-            state = {tp: await consumer.position(tp) for tp in pending}
-            if state != last_state:
-                last_move, last_state = time.monotonic(), state
-            elif time.monotonic() - last_move > self.stall_timeout:
-                raise InfrastructureUnavailable(f"replay made no progress for {self.stall_timeout:g}s at {state}")
-            consumer.pause(*(consumer.assignment() - pending))
-            consumer.resume(*pending)
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=self.settings.max_batch)
-            mine = {}
-            for tp, records in batch.items():
-                keep = [r for r in records if r.offset < targets[tp]]
-                if len(keep) < len(records):  # fetched beyond the target: read again next time
-                    consumer.seek(tp, targets[tp])
-                if keep:
-                    mine[tp] = keep
-            if mine:
-                await apply_records(self.repository, mine, self.topics)
-                await consumer.commit(last_offsets(mine))
-                for tp, records in mine.items():
-                    self.applied_next[tp] = records[-1].offset + 1
-                    applied += len(records)
-            self.events += sum(len(r) for r in mine.values())
-            if progress is not None:
-                now = {tp: await consumer.position(tp) for tp in targets}
-                progress(sum(min(now[tp], targets[tp]) - min(moved_to[tp], targets[tp]) for tp in targets))
-                moved_to = now
+            room = limit - sum(len(records) for records in mine.values())
+            ended = False
+            while room > 0 and pending:
+                fetched = await consumer.getmany(*pending, timeout_ms=GATHER_MS if mine else 500, max_records=room)
+                if not fetched:
+                    ended = True
+                    break
+                for tp, records in fetched.items():
+                    keep = [r for r in records if r.offset < targets[tp]]
+                    if len(keep) < len(records) or (records and records[-1].offset + 1 >= targets[tp]):
+                        consumer.seek(tp, targets[tp])  # fetched beyond the target: read again next time
+                        consumer.pause(tp)
+                        pending.discard(tp)
+                    if keep:
+                        mine.setdefault(tp, []).extend(keep)
+                        room -= len(keep)
+            kept = self._decided(mine, pending)
+            complete = sum(len(records) for records in kept.values())
+            if complete >= batch // 2 or (complete and (ended or not pending or limit >= LOOKAHEAD * batch)):
+                return kept
+            if ended or not pending or limit >= LOOKAHEAD * batch:  # nothing complete in hand: apply it all
+                self.carry = {}
+                return mine
+            self.carry = {}  # too little is complete yet: fetch further and cut again
+            limit += batch
+
+    def _decided(self, mine: Batch, pending: set[TopicPartition]) -> Batch:
+        """`mine` up to where, on each partition, both the received events and their decisions (validated,
+        rejected) are in hand; the rest is kept for the next batch (`carry`), so that a submission's record is
+        mostly written once, complete.
+
+        A partition's decisions come in the order of the received events they decide (validate reads a
+        partition in order), so the received events after the last decision in hand, and the decisions of
+        received events not in hand, wait. Only where a batch ends depends on this, never what is applied."""
+        def last(tp: TopicPartition) -> int:
+            records = mine.get(tp)
+            return -1 if not records else records[-1].offset if tp.topic == self.topics.received else self._seq(
+                tp, records[-1])
+
+        cuts: dict[int, int] = {}
+        for tp in pending:
+            cuts[tp.partition] = min(last(tp), cuts.get(tp.partition, last(tp)))
+        kept: Batch = {}
+        for tp, records in mine.items():
+            upto = cuts.get(tp.partition)
+            if upto is None:
+                split = len(records)
+            elif tp.topic == self.topics.received:
+                split = bisect.bisect_right(records, upto, key=lambda r: r.offset)
+            else:
+                split = bisect.bisect_right(records, upto, key=partial(self._seq, tp))
+            if split:
+                kept[tp] = records[:split]
+            if split < len(records):
+                self.carry[tp] = records[split:]
+        return kept
+
+    def _seq(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> int:
+        """The offset of the received event a decision decides (-1 if unreadable: it is applied early)."""
+        event = to_event(tp.topic, tp.partition, record.offset, record.value, self.topics)
+        return event.seq if event is not None else -1
 
     async def align(self, live: Repository, wait: float) -> None:
         """Replay exactly to where `live`'s progress documents stand, waiting up to `wait` s for it to catch up."""

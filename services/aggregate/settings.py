@@ -15,6 +15,13 @@ class AggregateSettings(ServiceSettings):
     group_id: str = Field("dmp-aggregate", description="Consumer group of generation 0; generation N uses "
                                                        "`<group_id>-g<N>`.")
     max_batch: int = 1000
+    rebuild_batch: int = Field(10_000, ge=1, description=(
+        "Most events a rebuild applies as one batch. A rebuilt generation is read by nobody until it is swapped "
+        "in, so its batches need not be small: the records and view documents that many events change are "
+        "written once per batch."))
+    rebuild_cache: int = Field(50_000, ge=0, description=(
+        "Submission records a rebuild keeps in memory after writing them (and four times as many view "
+        "documents), so that their later events need no read of the store."))
     fetch_wait_ms: int = Field(50, ge=1, le=500, description=(
         "Longest the broker may hold one of aggregate's fetches while it has nothing to return (Kafka's "
         "fetch.max.wait.ms, 500 by default). A fetch holding only partitions whose news is a committed "

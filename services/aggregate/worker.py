@@ -33,8 +33,9 @@ COMMIT_SECONDS = Histogram("dmp_aggregate_commit_seconds", "Time to commit one b
 
 
 def make_consumer(settings: AggregateSettings, group_id: str, listener: ConsumerRebalanceListener | None = None,
-                  ) -> AIOKafkaConsumer:
-    """A manual-commit, read-committed consumer of the three topics with the range assignor."""
+                  fetch_bytes: int = 1_048_576) -> AIOKafkaConsumer:
+    """A manual-commit, read-committed consumer of the three topics with the range assignor, fetching up to
+    `fetch_bytes` per partition at a time."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=group_id,
@@ -46,6 +47,7 @@ def make_consumer(settings: AggregateSettings, group_id: str, listener: Consumer
         heartbeat_interval_ms=2_000,
         partition_assignment_strategy=(RangePartitionAssignor,),
         fetch_max_wait_ms=settings.fetch_wait_ms,
+        max_partition_fetch_bytes=fetch_bytes,
     )
     consumer.subscribe(list(settings.topics.all()), listener=listener)
     return consumer

@@ -29,7 +29,7 @@ from tests.unit.test_oracle import oracle
 async def test_rebuild_equals_live_and_a_swap_keeps_the_views_exact_while_events_arrive(
         infra: Infra, store: tuple[AsyncMongoClient[Document], str]) -> None:  # noqa: F811
     client, database = store
-    settings = make_settings(infra, database, generation_poll_s=0.5, max_batch=200)
+    settings = make_settings(infra, database, generation_poll_s=0.5, max_batch=200, rebuild_batch=37, rebuild_cache=10)
     rng = random.Random(5)
     live = LiveAggregate(settings, client)
     await live.start()
