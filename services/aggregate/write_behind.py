@@ -33,6 +33,7 @@ class Held:
     new_submissions: set[str] = field(default_factory=set)
     listing: list[Document] = field(default_factory=list)
     windows: dict[str, set[int]] = field(default_factory=dict)
+    values: dict[str, dict[int, set[int]]] = field(default_factory=dict)
     progress: list[Document] = field(default_factory=list)
 
 
@@ -58,7 +59,7 @@ class WriteBehind:
     async def flush(self, batch: Held) -> None:
         """Write `batch` (the one taken last): views and listing, then records and progress."""
         await all_of(self.inner.save_views(batch.views, batch.new_views),
-                     self.inner.save_listing(batch.listing, batch.windows))
+                     self.inner.save_listing(batch.listing, batch.windows, batch.values))
         await all_of(self.inner.save_submissions(batch.submissions.values(), batch.new_submissions),
                      self.inner.save_progress(batch.progress))
         _keep(self._views, self.max_views, batch.views.items())
@@ -104,10 +105,14 @@ class WriteBehind:
         self.held.progress.extend(docs)
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
         self.held.listing.extend(entries)
         for key, offsets in (by_submitter or {}).items():
             self.held.windows.setdefault(key, set()).update(offsets)
+        for key, partitions in (by_value or {}).items():
+            for partition, offsets in partitions.items():
+                self.held.values.setdefault(key, {}).setdefault(partition, set()).update(offsets)
 
 
 def _held(key: K, held: dict[K, Document], flushing: dict[K, Document],

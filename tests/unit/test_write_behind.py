@@ -84,10 +84,11 @@ class LoggingRepository(InMemoryRepository):
         await super().save_views(docs, new)
 
     async def save_listing(self, entries: Iterable[Document],
-                           by_submitter: Mapping[str, Iterable[int]] | None = None) -> None:
+                           by_submitter: Mapping[str, Iterable[int]] | None = None,
+                           by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
         entries = list(entries)
         await self._step("listing")
-        await super().save_listing(entries, by_submitter)
+        await super().save_listing(entries, by_submitter, by_value)
 
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         docs = list(docs)
