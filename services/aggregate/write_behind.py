@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from services.aggregate.repository import ViewKey, Writes
+from services.aggregate.writer_cache import keep
 from shared.store import Document, all_of
 
 K = TypeVar("K", bound=Hashable)
@@ -62,8 +63,8 @@ class WriteBehind:
                      self.inner.save_listing(batch.listing, batch.windows, batch.values))
         await all_of(self.inner.save_submissions(batch.submissions.values(), batch.new_submissions),
                      self.inner.save_progress(batch.progress))
-        _keep(self._views, self.max_views, batch.views.items())
-        _keep(self._submissions, self.max_submissions, batch.submissions.items())
+        keep(self._views, self.max_views, batch.views.items())
+        keep(self._submissions, self.max_submissions, batch.submissions.items())
         self.flushing = Held()
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
@@ -126,10 +127,3 @@ def _held(key: K, held: dict[K, Document], flushing: dict[K, Document],
             kept.move_to_end(key)
     return doc
 
-
-def _keep(kept: OrderedDict[K, Document], limit: int, items: Iterable[tuple[K, Document]]) -> None:
-    for key, doc in items:
-        kept[key] = doc
-        kept.move_to_end(key)
-    while len(kept) > limit:
-        kept.popitem(last=False)

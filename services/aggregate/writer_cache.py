@@ -41,12 +41,12 @@ class WriterCache:
 
     async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         await self._saving(self.inner.save_views(docs, new))
-        _keep(self._views, self.max_views, docs.items())
+        keep(self._views, self.max_views, docs.items())
 
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None:
         docs = list(docs)
         await self._saving(self.inner.save_submissions(docs, new))
-        _keep(self._submissions, self.max_submissions, ((d["_id"], d) for d in docs))
+        keep(self._submissions, self.max_submissions, ((d["_id"], d) for d in docs))
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
         await self.inner.save_progress(docs)
@@ -76,11 +76,12 @@ class WriterCache:
                 found[key] = doc
         if missing:
             loaded = await load(missing)
-            _keep(kept, limit, loaded.items())
+            keep(kept, limit, loaded.items())
             found.update(loaded)
         return found
 
-def _keep(kept: OrderedDict[K, Document], limit: int, items: Iterable[tuple[K, Document]]) -> None:
+def keep(kept: OrderedDict[K, Document], limit: int, items: Iterable[tuple[K, Document]]) -> None:
+    """Remember `items` as the most recently used, dropping the least recently used beyond `limit`."""
     for key, doc in items:
         kept[key] = doc
         kept.move_to_end(key)

@@ -6,6 +6,7 @@ import csv
 import io
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,25 @@ def every_page(stack: Stack, headers: dict[str, str], **params: Any) -> list[dic
         cursor = body["next"]
         if cursor is None:
             return items
+
+
+def paged_while(sending: Callable[[], None], stack: Stack, headers: dict[str, str], **params: Any) -> list[str]:
+    """The ids of every page of the listing, in order, read while `sending` runs in another thread."""
+    sender = threading.Thread(target=sending)
+    pages: list[list[str]] = []
+    sender.start()
+    try:
+        cursor = None
+        while True:
+            response = listing(stack, headers, **params, **({"cursor": cursor} if cursor else {}))
+            assert response.status_code == 200, response.text
+            pages.append(ids(response.json()["items"]))
+            cursor = response.json()["next"]
+            if cursor is None:
+                break
+    finally:
+        sender.join()
+    return [i for page in pages for i in page]
 
 
 def ids(items: list[dict[str, Any]]) -> list[str]:
@@ -168,22 +188,8 @@ def test_paging_never_skips_or_repeats_while_submissions_arrive(stack: Stack) ->
     first = [send(stack, headers, "seizure", "TKM", True) for _ in range(25)]
     eventually(lambda: len(every_page(stack, headers)) == len(first), what="the first submissions listed")
     more: list[Sent] = []
-    sender = threading.Thread(target=lambda: more.extend(send(stack, headers, "price", "TKM", True)
-                                                         for _ in range(25)))
-    pages: list[list[str]] = []
-    sender.start()
-    try:
-        cursor = None
-        while True:
-            response = listing(stack, headers, limit=4, **({"cursor": cursor} if cursor else {}))
-            assert response.status_code == 200, response.text
-            pages.append(ids(response.json()["items"]))
-            cursor = response.json()["next"]
-            if cursor is None:
-                break
-    finally:
-        sender.join()
-    seen = [i for page in pages for i in page]
+    seen = paged_while(lambda: more.extend(send(stack, headers, "price", "TKM", True) for _ in range(25)),
+                       stack, headers, limit=4)
     assert len(seen) == len(set(seen)), "a submission was listed twice"
     assert [s.id for s in first] == seen[:len(first)], "a submission listed before paging began was skipped"
     assert set(seen) <= {s.id for s in first + more}
@@ -217,22 +223,8 @@ def test_filtered_pages_hold_exactly_the_matching_submissions_while_others_arriv
         return (s.type, s.country, "validated" if s.valid else "rejected") == tuple(wanted.values())
 
     more: list[Sent] = []
-    sender = threading.Thread(target=lambda: more.extend(send(stack, headers, type_, country, valid)
-                                                         for type_, country, valid in plan))
-    pages: list[list[str]] = []
-    sender.start()
-    try:
-        cursor = None
-        while True:
-            response = listing(stack, stack.analyst, limit=3, **wanted, **({"cursor": cursor} if cursor else {}))
-            assert response.status_code == 200, response.text
-            pages.append(ids(response.json()["items"]))
-            cursor = response.json()["next"]
-            if cursor is None:
-                break
-    finally:
-        sender.join()
-    seen = [i for page in pages for i in page]
+    seen = paged_while(lambda: more.extend(send(stack, headers, type_, country, valid)
+                                           for type_, country, valid in plan), stack, stack.analyst, limit=3, **wanted)
     mine = {s.id for s in first + more}
     assert len(seen) == len(set(seen)), "a submission was listed twice"
     assert [i for i in seen if i in mine][:len([s for s in first if matches(s)])] == [
