@@ -1,5 +1,6 @@
-"""Writes to several collections of one database at once, and the FerretDB build's WAL checkpoints, on the real
-store (see WRITER_TURN in infra/store.py)."""
+"""Writes to several collections of one database at once, updates of one document from several clients at once,
+and the FerretDB build's WAL checkpoints, on the real store (see WRITER_TURN in infra/store.py and
+infra/ferretdb/patches/12-update-turns.patch)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import InsertOne, ReplaceOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 
 from shared.store import connect
 from tests.conftest import Infra, eventually
@@ -45,6 +46,30 @@ async def test_writes_to_many_collections_of_one_database_at_once_all_land(datab
         docs = await database[f"c{k}"].find({}).to_list()
         assert len(docs) == rounds * per_command
         assert sorted(d["v"] for d in docs) == sorted(r + 1 for r in range(rounds) for _ in range(per_command))
+
+
+async def test_updates_of_the_same_documents_from_several_clients_at_once_all_apply(database: Any) -> None:
+    """Four clients push to the same documents at once, as aggregate processes owning different partitions do to
+    a shared listing window: each round's upserts of new documents and every push to the documents that exist
+    are all applied, none fails on a duplicate key and none is lost to another's write."""
+    clients, rounds, fresh = 4, 30, 5
+    collection = database["shared"]
+    await collection.insert_many([{"_id": f"old-{j}"} for j in range(fresh)])
+
+    async def client(k: int) -> None:
+        for r in range(rounds):
+            ids = [f"new-{r}-{j}" for j in range(fresh)] + [f"old-{j}" for j in range(fresh)]
+            await collection.bulk_write([UpdateOne({"_id": i}, {"$push": {f"c{k}": r}}, upsert=True) for i in ids],
+                                        ordered=False)
+
+    await asyncio.wait_for(asyncio.gather(*(client(k) for k in range(clients))), timeout=60)
+
+    docs = {d.pop("_id"): d async for d in collection.find({})}
+    for r in range(rounds):
+        for j in range(fresh):
+            assert docs[f"new-{r}-{j}"] == {f"c{k}": [r] for k in range(clients)}
+    for j in range(fresh):
+        assert docs[f"old-{j}"] == {f"c{k}": list(range(rounds)) for k in range(clients)}
 
 
 async def test_the_wal_is_checkpointed_without_waiting_for_more_writes(infra: Infra, database: Any) -> None:
