@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -16,7 +17,7 @@ from prometheus_client import Counter, Histogram
 
 from services.aggregate.events import to_event
 from services.aggregate.projection import OWN_BUCKET_VIEWS, Delta, Event, apply_delta, project
-from services.aggregate.repository import ViewKey, Writes
+from services.aggregate.repository import FROM_FIELDS, ViewKey, Writes
 from shared.audit import Action, AuditLog
 from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
@@ -38,7 +39,17 @@ Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
 
-async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None) -> None:
+@dataclass
+class ReceivedOrder:
+    """Per received partition, the offset after the last entry its writer listed and the latest received time of
+    the entries up to it: where the next batch's entries go on from (`listing_entries`). Kept by the writer
+    across batches; a batch that does not start there reads the entry before it instead."""
+
+    latest: dict[int, tuple[int, str | None]] = field(default_factory=dict)
+
+
+async def apply_records(repository: Writes, batch: Records, topics: Topics, audit: AuditLog | None = None,
+                        order: ReceivedOrder | None = None) -> None:
     """Apply one batch of records (in partition order), recording, together with the submission records, how
     far each partition got and, with an `audit` log, who submitted what.
 
@@ -46,18 +57,21 @@ async def apply_records(repository: Writes, batch: Records, topics: Topics, audi
     with the records, and its progress after both: the listing reads progress as the end of what it may page
     through (listing.py)."""
     events: list[Event] = []
-    entries: list[Document] = []
-    windows: dict[str, set[int]] = {}
-    listed_in: dict[tuple[str, int], int] = {}
+    received: dict[int, list[Event]] = {}
     for tp, records in batch.items():
         for r in records:
             event = to_event(tp.topic, tp.partition, r.offset, r.value, topics)
             if event is not None:
                 events.append(event)
                 if event.kind == "received":
-                    entries.append(listing_entry(tp.partition, event))
-                    windows.setdefault(window_key(event.submitted_by, tp.partition, event.seq), set()).add(event.seq)
-                    listed_in[(event.id, event.seq)] = tp.partition
+                    received.setdefault(tp.partition, []).append(event)
+    entries = await listing_entries(repository, received, order or ReceivedOrder())
+    windows: dict[str, set[int]] = {}
+    listed_in: dict[tuple[str, int], int] = {}
+    for partition, partition_events in received.items():
+        for event in partition_events:
+            windows.setdefault(window_key(event.submitted_by, partition, event.seq), set()).add(event.seq)
+            listed_in[(event.id, event.seq)] = partition
     listed = asyncio.ensure_future(_timed("listing", repository.save_listing(entries, windows)))
     by_value: dict[str, dict[int, set[int]]] = {}
 
@@ -142,10 +156,43 @@ def place(record: Document, partition: int, event: Event) -> None:
     record["listed_partition"], record["listed_offset"] = partition, event.seq
 
 
+def _latest(entry: Document) -> str:
+    return str(entry["m"] if "m" in entry else entry["received_at"])
+
+
 def listing_entry(partition: int, event: Event) -> Document:
     """A received event's listing entry: `_id` `<partition>:<offset>` of the received topic."""
     return {"_id": f"{partition}:{event.seq}", "id": event.id, "received_at": event.received_at,
             "submitted_by": event.submitted_by}
+
+
+async def listing_entries(repository: Writes, received: Mapping[int, Sequence[Event]],
+                          order: ReceivedOrder) -> list[Document]:
+    """The entries of each partition's received events (in offset order). An entry received before one at an
+    earlier offset of its partition (ingest processes stamp and append in their own time) also carries `m`,
+    the latest received time up to it, so that the offsets' latest times only grow: the listing searches them
+    for where a time starts (listing._starts)."""
+    firsts = {p: events[0].seq for p, events in received.items() if events}
+    latest = {p: order.latest[p][1] for p, first in firsts.items()
+              if p in order.latest and order.latest[p][0] == first}
+    unknown = {p: f"{p}:{first - 1}" for p, first in firsts.items() if p not in latest and first > 0}
+    if unknown:
+        before = {e["_id"]: e for e in await repository.load_listing(unknown.values())}
+        for p, key in unknown.items():
+            latest[p] = _latest(before[key]) if key in before else None
+    entries: list[Document] = []
+    for p, events in received.items():
+        top = latest.get(p)
+        for event in events:
+            entry = listing_entry(p, event)
+            if top is not None and datetime.fromisoformat(event.received_at) < datetime.fromisoformat(top):
+                entry["m"] = top
+            else:
+                top = event.received_at
+            entries.append(entry)
+        if events:
+            order.latest[p] = (events[-1].seq + 1, top)
+    return entries
 
 
 async def _timed(collection: str, write: Awaitable[None]) -> None:
@@ -157,14 +204,14 @@ def progress_documents(batch: Records, topics: Topics) -> list[Document]:
     """One document per topic partition in `batch`: `_id` `<kind>#<partition>`, the next offset to process; on
     received partitions also `listed_from`, the first offset whose submitter window was written, and
     `windowed_from`, the first from which records carry their entry's position (`place`) and value windows hold
-    their offsets: the earliest such batch's (the store keeps the least), before which entries are read (all of
-    them, or a submitter's)."""
+    their offsets, and `ordered_from`, the first from which entries carry `m` (`listing_entries`): the earliest
+    such batch's (the store keeps the least, FROM_FIELDS), before which entries are read (all of them, or a
+    submitter's) and searched by received time with listing.CLOCK_SLACK."""
     kinds = dict(zip(topics.all(), ("received", "validated", "rejected"), strict=True))
     at = utcnow().isoformat()
     return [{"_id": f"{kinds[tp.topic]}#{tp.partition}", "kind": kinds[tp.topic], "topic": tp.topic,
              "partition": tp.partition, "next_offset": records[-1].offset + 1, "at": at,
-             **({"listed_from": records[0].offset, "windowed_from": records[0].offset}
-                if kinds[tp.topic] == "received" else {})}
+             **(dict.fromkeys(FROM_FIELDS, records[0].offset) if kinds[tp.topic] == "received" else {})}
             for tp, records in batch.items() if records and tp.topic in kinds]
 
 

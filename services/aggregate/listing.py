@@ -16,6 +16,11 @@ only those in the late windows of the days since T: a submission received before
 since was changed late. Before a partition's `listed_from` or `windowed_from` (data applied by a
 version that wrote no such windows) it reads every entry, as above.
 
+`from` F starts each partition's walk at the first offset whose entry says an entry up to it was
+received at F or later (`latest`: entries carry the latest received time of their partition so far
+when theirs is earlier), found by searching the offsets, so a page starts at F however out of order
+ingest processes appended their events; `updated_since` finds where its walk starts alike.
+
 Only a submission's first received event lists it (the record's `received_at` is that event's).
 A request reads at most SCAN_BUDGET entries, so a selective filter may answer a page with
 fewer than `limit` items, or none, and a `next` cursor: follow it until it is null.
@@ -58,8 +63,9 @@ PROBES = 16
 LATE_DAYS = 400
 """Most days of late windows `updated_since` reads; from further back it reads every entry."""
 CLOCK_SLACK = timedelta(minutes=5)
-"""How far out of order received times may be within one partition (several ingest processes share one):
-`from`/`to` start and stop a partition's walk this far outside the range, and filter exactly."""
+"""How far out of order received times may be within one partition (several ingest processes share one) where
+its entries do not say (before `ordered_from`) and after a time: `to` stops a partition's walk this far past
+it (the walk filters exactly)."""
 
 ListedStatus = Literal["received", "validated", "rejected", "withdrawn"]
 Reader = Annotated[Principal, Depends(allow("officer", "analyst", "operator", "admin"))]
@@ -136,6 +142,8 @@ class Walk:
     """The value windows read (filter, value), if any."""
     windowed_from: dict[int, int] = field(default_factory=dict)
     """Per partition, the first offset from which value and late windows are complete."""
+    ordered_from: dict[int, int] = field(default_factory=dict)
+    """Per partition, the first offset from which entries carry their partition's latest received time (`m`)."""
     late: dict[int, list[int]] = field(default_factory=dict)
     """Per partition, the offsets in the late windows `updated_since` reads, and (`late_until`) up to where."""
     late_until: dict[int, int] = field(default_factory=dict)
@@ -175,12 +183,15 @@ async def list_submissions(repository: Repository, selection: Selection, positio
     listed_from = {d["partition"]: int(d["listed_from"] if "listed_from" in d else d["next_offset"]) for d in received}
     windowed_from = {d["partition"]: int(d["windowed_from"] if "windowed_from" in d else d["next_offset"])
                      for d in received}
+    ordered_from = {d["partition"]: int(d["ordered_from"] if "ordered_from" in d else d["next_offset"])
+                    for d in received}
     if positions is None:
         positions = {p: 0 for p in ends}
         if selection.received_from is not None:
-            positions = await _starts(repository, ends, _moved(selection.received_from, -CLOCK_SLACK))
+            positions = await _starts(repository, ends, selection.received_from, ordered_from)
     walk = Walk({p: positions.get(p, 0) for p in ends}, ends, selection.submitted_by, listed_from,
-                value=selection.window() if selection.submitted_by is None else None, windowed_from=windowed_from)
+                value=selection.window() if selection.submitted_by is None else None, windowed_from=windowed_from,
+                ordered_from=ordered_from)
     walk.chunk = max(CHUNK, math.ceil(limit / max(len(ends), 1)))
     if selection.updated_since is not None and walk.value is None and walk.submitter is None:
         await _read_late(repository, walk, selection.updated_since)
@@ -305,8 +316,8 @@ async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int
 
 
 async def _read_late(repository: Repository, walk: Walk, since: datetime) -> None:
-    """Prepare `updated_since`: per partition, the entries received before `since` less LATE (and CLOCK_SLACK)
-    are read from the late windows of the hours left in its day and of the days after, when there are at most
+    """Prepare `updated_since`: per partition, the entries received before `since` less LATE are read from the
+    late windows of the hours left in its day and of the days after, when there are at most
     LATE_DAYS of them."""
     since = since.astimezone(UTC)
     first, last = since.date(), datetime.now(UTC).date() + timedelta(days=1)
@@ -314,17 +325,16 @@ async def _read_late(repository: Repository, walk: Walk, since: datetime) -> Non
         return
     keys = [late_key(first, hour) for hour in range(since.hour, 24)]
     keys += [late_key(first + timedelta(days=n)) for n in range(1, (last - first).days + 1)]
-    walk.late_until = await _starts(repository, walk.ends, _moved(since, -(LATE + CLOCK_SLACK)), walk.read)
+    walk.late_until = await _starts(repository, walk.ends, _moved(since, -LATE), walk.ordered_from, walk.read)
     found = await repository.load_listing(keys)
     walk.entries_read += len(keys)
     walk.late = {p: sorted({o for d in found for o in d.get(f"o{p}", ())}) for p in walk.ends}
 
 
-async def _starts(repository: Repository, ends: Mapping[int, int], bound: datetime,
+async def _starts(repository: Repository, ends: Mapping[int, int], bound: datetime, ordered_from: Mapping[int, int],
                   lows: Mapping[int, int] | None = None) -> dict[int, int]:
     """Per partition, an offset (from its `lows` on) before which every entry was received before `bound`: a search
-    of its offsets by received time (in order within a partition, but for CLOCK_SLACK), PROBES offsets of every
-    partition a read."""
+    of its offsets by the latest received time up to each (`latest`), PROBES offsets of every partition a read."""
     low, high = {p: min((lows or {}).get(p, 0), end) for p, end in ends.items()}, dict(ends)
     while any(low[p] < high[p] for p in ends):
         probes = {p: sorted({low[p] + (high[p] - low[p]) * n // PROBES for n in range(PROBES)})
@@ -332,7 +342,7 @@ async def _starts(repository: Repository, ends: Mapping[int, int], bound: dateti
         found = {e["_id"]: e for e in await repository.load_listing(
             [f"{p}:{o}" for p, offsets in probes.items() for o in offsets])}
         for p, offsets in probes.items():
-            at = [(o, instant(found[f"{p}:{o}"]["received_at"])) for o in offsets if f"{p}:{o}" in found]
+            at = [(o, latest(found[f"{p}:{o}"], o >= ordered_from.get(p, 0))) for o in offsets if f"{p}:{o}" in found]
             if not at:  # only offsets without an entry (rare): start at what is known
                 high[p] = low[p]
                 continue
@@ -343,6 +353,14 @@ async def _starts(repository: Repository, ends: Mapping[int, int], bound: dateti
             if after:
                 high[p] = after[0]
     return low
+
+
+def latest(entry: Document, ordered: bool) -> datetime:
+    """The latest time an entry up to `entry` in its partition was received: its `m` or its own received time
+    (apply.listing_entries) where entries are `ordered`; before, as far as CLOCK_SLACK allows."""
+    if ordered:
+        return instant(entry["m"] if "m" in entry else entry["received_at"])
+    return _moved(instant(entry["received_at"]), CLOCK_SLACK)
 
 
 def bound(value: str | None, parameter: str, end_of_day: bool = False) -> datetime | None:

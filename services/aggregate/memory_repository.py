@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from services.aggregate.repository import ViewKey
+from services.aggregate.repository import FROM_FIELDS, ViewKey
 from services.aggregate.view_query import buckets, matches, shard_order, split_filters
 from shared.store import Document
 
@@ -75,7 +75,7 @@ class InMemoryRepository:
         for doc in docs:
             held = self.progress.get(doc["_id"]) or {}
             kept = {**held, **doc, "next_offset": max(doc["next_offset"], held.get("next_offset", 0))}
-            for least in ("listed_from", "windowed_from"):
+            for least in FROM_FIELDS:
                 if least in held:
                     kept[least] = min(held[least], doc.get(least, held[least]))
             self.progress[doc["_id"]] = kept

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import AsyncMongoClient, UpdateOne
 
 from services.aggregate.record_codec import pack, unpack
-from services.aggregate.repository import INDEXES, VIEWS, ViewKey
+from services.aggregate.repository import FROM_FIELDS, INDEXES, VIEWS, ViewKey
 from services.aggregate.view_query import buckets, split_filters
 from shared.records import SUBMISSIONS, collection_prefix
 from shared.store import ID_CHUNK, Document, bulk_write, find_by_id, store_documents
@@ -137,7 +137,7 @@ class MongoRepository:
         return {d["_id"]: d for docs in found for d in docs}
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
-        least = ("listed_from", "windowed_from")
+        least = FROM_FIELDS
         kept = ("_id", "next_offset", *least)
         ops = [UpdateOne({"_id": d["_id"]}, {"$max": {"next_offset": d["next_offset"]},
                                              "$set": {k: v for k, v in d.items() if k not in kept},

@@ -30,7 +30,7 @@ from functools import partial
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo import AsyncMongoClient
 
-from services.aggregate.apply import apply_records
+from services.aggregate.apply import ReceivedOrder, apply_records
 from services.aggregate.compare import Difference, Pace, compare
 from services.aggregate.events import to_event
 from services.aggregate.generation import GenerationMeta, group_for
@@ -82,6 +82,8 @@ class Replayer:
         self.documents = WriteBehind(repository, max_submissions=settings.rebuild_cache,
                                      max_views=4 * settings.rebuild_cache)
         """What the replay projects through: it is the generation's one writer until the swap."""
+        self.order = ReceivedOrder()
+        """Where the listing entries of each received partition go on from (apply.listing_entries)."""
         self.group_id = group_id
         self.stall_timeout = stall_timeout
         self.consumer: AIOKafkaConsumer | None = None
@@ -166,7 +168,7 @@ class Replayer:
                 mine = await self._gather(targets, pending)
                 if mine:
                     # Projected while the previous batch is written; written once that one is committed.
-                    await apply_records(self.documents, mine, self.topics)
+                    await apply_records(self.documents, mine, self.topics, order=self.order)
                     if writing is not None:
                         await writing
                     writing = asyncio.ensure_future(self._write(self.documents.take(), mine))

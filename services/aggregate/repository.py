@@ -53,6 +53,10 @@ so does the embedded store, which also needs every filtered field in one of them
 
 ViewKey = tuple[str, str]
 
+FROM_FIELDS = ("listed_from", "windowed_from", "ordered_from")
+"""Fields of a received partition's progress that say from which offset on its listing data has a property
+(apply.progress_documents): each keeps the least offset it was ever given."""
+
 class Writes(Protocol):
     """What projecting a batch needs of a repository (worker.apply_records)."""
 
@@ -67,7 +71,11 @@ class Writes(Protocol):
     async def save_submissions(self, docs: Iterable[Document], new: AbstractSet[str] = frozenset()) -> None: ...
 
     async def save_progress(self, docs: Iterable[Document]) -> None:
-        """Record progress documents; `next_offset` never goes back, `listed_from` (when given) never forward."""
+        """Record progress documents; `next_offset` never goes back, FROM_FIELDS (when given) never forward."""
+        ...
+
+    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
+        """The listing entries and windows stored under `keys` (those there are)."""
         ...
 
     async def save_listing(self, entries: Iterable[Document],
@@ -101,9 +109,6 @@ class Repository(Writes, Protocol):
         """Per topic partition, how far the worker has processed: `{kind, partition, next_offset, at}`."""
         ...
 
-    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
-        """The listing entries stored among `keys`."""
-        ...
 
     async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
         """The submission records among `ids` as the listing shows them: without their history."""

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from prometheus_client import Histogram
 
-from services.aggregate.apply import apply_records
+from services.aggregate.apply import ReceivedOrder, apply_records
 from services.aggregate.repository import Repository
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.writer_cache import WriterCache
@@ -68,6 +68,8 @@ class AggregateWorker(BatchWorker):
         self.group_id = group_id or settings.group_id
         self.documents = WriterCache(repository)
         """What `process` reads and writes through: each document is read from the store once while owned."""
+        self.order = ReceivedOrder()
+        """Where the listing entries of each received partition go on from (apply.listing_entries)."""
         self.owned: set[TopicPartition] = set()
         self.assignments: list[frozenset[TopicPartition]] = []
         """Every assignment this worker was given, in order (for operators and tests)."""
@@ -85,7 +87,7 @@ class AggregateWorker(BatchWorker):
             mine = {tp: records for tp, records in batch.items() if tp in self.owned and records}
             if not mine:
                 return
-            await apply_records(self.documents, mine, self.topics, self.audit)
+            await apply_records(self.documents, mine, self.topics, self.audit, self.order)
             assert self.consumer is not None
             with COMMIT_SECONDS.time():
                 await self.consumer.commit(last_offsets(mine))

@@ -105,6 +105,12 @@ class WriteBehind:
     async def save_progress(self, docs: Iterable[Document]) -> None:
         self.held.progress.extend(docs)
 
+    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
+        wanted = set(keys)
+        held = [e for e in (*self.held.listing, *self.flushing.listing) if e["_id"] in wanted]
+        stored = await self.inner.load_listing(wanted - {e["_id"] for e in held}) if len(held) < len(wanted) else []
+        return held + stored
+
     async def save_listing(self, entries: Iterable[Document],
                            by_submitter: Mapping[str, Iterable[int]] | None = None,
                            by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:

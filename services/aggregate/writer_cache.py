@@ -56,6 +56,9 @@ class WriterCache:
                            by_value: Mapping[str, Mapping[int, Iterable[int]]] | None = None) -> None:
         await self.inner.save_listing(entries, by_submitter, by_value)
 
+    async def load_listing(self, keys: Iterable[str]) -> list[Document]:
+        return await self.inner.load_listing(keys)
+
     async def _saving(self, write: Awaitable[None]) -> None:
         try:
             await write

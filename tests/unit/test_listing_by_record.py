@@ -238,3 +238,35 @@ async def test_records_written_before_they_carried_positions_are_listed_too() ->
     assert min(d["windowed_from"] for d in repo.progress.values() if d["kind"] == "received") > 0
     for selection in selections():
         assert await listed(repo, selection, 4) == expected(log, selection), selection
+
+
+@pytest.mark.parametrize("kept_order", [True, False], ids=["order kept by the writer", "order read back"])
+async def test_from_and_updated_since_find_submissions_stamped_long_before_their_event_was_appended(
+        kept_order: bool) -> None:
+    """Some events carry a received time two hours before the events appended ahead of them in their partition
+    (an ingest process that stamped them, then waited on the broker), far beyond CLOCK_SLACK (0 here): `from` and
+    `updated_since` still list exactly the submissions they select, each once. With the writer's order kept
+    across batches, or read back from the entry before each batch (after a restart or a rebalance)."""
+    repo, log = InMemoryRepository(), Log(random.Random(9))
+    order = apply.ReceivedOrder() if kept_order else None
+    for _ in range(40):
+        batch: dict[TopicPartition, list[Record]] = {}
+        for _ in range(7):
+            log.clock += 1
+            now = START + timedelta(seconds=log.clock)
+            stamped = now - timedelta(hours=2) if log.draw.random() < 0.15 else now
+            sid = str(uuid.UUID(int=log.draw.getrandbits(128), version=4))
+            one = Sent(sid, "seizure", uuid.UUID(sid).int % PARTITIONS, stamped, updated_at=stamped)
+            log.sent.append(one)
+            event = {"id": one.id, "type": one.type, "schema_version": 1, "data": {"country": "AFG"},
+                     "submitted_by": "k1", "received_at": stamped.isoformat(), "trace_id": "0" * 32}
+            seq = log.append(batch, TOPICS.received, one.partition, orjson.dumps(event))
+            if log.draw.random() < 0.5:  # decided as it is appended: long after a stamp two hours early
+                log.append(batch, TOPICS.validated, one.partition, verdict(one, seq, now, False))
+                one.status, one.updated_at = "validated", now
+        await apply_records(repo, batch, TOPICS, order=order)
+    assert any(s.received_at < START for s in log.sent)
+    for since in (START + timedelta(seconds=n) for n in (1, 90, 200, 279)):
+        for selection in (Selection(received_from=since), Selection(updated_since=since)):
+            found = await listed(repo, selection, 6)
+            assert sorted(found) == sorted(expected(log, selection)), selection
