@@ -270,3 +270,16 @@ async def test_from_and_updated_since_find_submissions_stamped_long_before_their
         for selection in (Selection(received_from=since), Selection(updated_since=since)):
             found = await listed(repo, selection, 6)
             assert sorted(found) == sorted(expected(log, selection)), selection
+
+
+async def test_entries_written_before_they_carried_the_latest_time_are_searched_by_their_own() -> None:
+    """Data applied by a version whose entries said nothing of their partition's order: `from` and `updated_since`
+    search those entries by their own received time (with CLOCK_SLACK), the later ones by the latest."""
+    repo, log = InMemoryRepository(), Log(random.Random(5))
+    await send(repo, log, 70)
+    for progress in repo.progress.values():
+        progress.pop("ordered_from", None)
+    await send(repo, log, 70)
+    assert min(d["ordered_from"] for d in repo.progress.values() if d["kind"] == "received") > 0
+    for selection in selections():
+        assert await listed(repo, selection, 4) == expected(log, selection), selection
