@@ -12,7 +12,6 @@ measures. It then times the listing's pages, filtered and not, through its core
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import time
@@ -26,8 +25,8 @@ import orjson
 from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
 
+from bench.own_store import on_own_store
 from bench.scale_load import AMENDED, COUNTRIES, COUNTRY_WEIGHTS, REJECTED, TYPE_SHARES
-from infra import store
 from services.aggregate.apply import apply_records
 from services.aggregate.listing import Selection, list_submissions
 from services.aggregate.mongo_repository import MongoRepository
@@ -148,12 +147,8 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    local = store.start(Path("var") / "bench-listing" / uuid.uuid4().hex[:8])
-    try:
-        print(f"store: {local.engine}", flush=True)
-        asyncio.run(measure(local.url, args.submissions, args.rounds))
-    finally:
-        local.stop()
+    on_own_store(Path("var") / "bench-listing" / uuid.uuid4().hex[:8],
+                 lambda url: measure(url, args.submissions, args.rounds))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ one more submission was applied). Not part of `make bench`: run it by hand.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import time
 import uuid
@@ -26,8 +25,8 @@ import httpx
 from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
 
+from bench.own_store import on_own_store
 from bench.scale_load import Corpus
-from infra import store
 from services.aggregate.app import create_app
 from services.aggregate.apply import apply_records
 from services.aggregate.mongo_repository import MongoRepository
@@ -158,12 +157,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="The store's folder: kept, and its views read again by "
                                                    "the next run given it (default: a new one under var/)")
     args = parser.parse_args()
-    local = store.start(args.store or Path("var") / "bench-views" / uuid.uuid4().hex[:8])
-    try:
-        print(f"store: {local.engine}", flush=True)
-        asyncio.run(measure(local.url, args.submissions, args.rounds))
-    finally:
-        local.stop()
+    on_own_store(args.store or Path("var") / "bench-views" / uuid.uuid4().hex[:8],
+                 lambda url: measure(url, args.submissions, args.rounds))
 
 
 if __name__ == "__main__":

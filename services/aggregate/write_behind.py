@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from services.aggregate.repository import ViewKey, Writes
-from services.aggregate.writer_cache import keep
+from services.aggregate.writer_cache import held_or_loaded, keep, used
 from shared.store import Document, all_of
 
 K = TypeVar("K", bound=Hashable)
@@ -68,30 +68,12 @@ class WriteBehind:
         self.flushing = Held()
 
     async def load_submissions(self, ids: Iterable[str]) -> dict[str, Document]:
-        found: dict[str, Document] = {}
-        missing: list[str] = []
-        for key in ids:
-            doc = _held(key, self.held.submissions, self.flushing.submissions, self._submissions)
-            if doc is None:
-                missing.append(key)
-            else:
-                found[key] = doc
-        if missing:
-            found.update(await self.inner.load_submissions(missing))
-        return found
+        return await held_or_loaded(ids, lambda key: _held(key, self.held.submissions, self.flushing.submissions,
+                                                           self._submissions), self.inner.load_submissions)
 
     async def load_views(self, keys: Iterable[ViewKey]) -> dict[ViewKey, Document]:
-        found: dict[ViewKey, Document] = {}
-        missing: list[ViewKey] = []
-        for key in keys:
-            doc = _held(key, self.held.views, self.flushing.views, self._views)
-            if doc is None:
-                missing.append(key)
-            else:
-                found[key] = doc
-        if missing:
-            found.update(await self.inner.load_views(missing))
-        return found
+        return await held_or_loaded(keys, lambda key: _held(key, self.held.views, self.flushing.views, self._views),
+                                    self.inner.load_views)
 
     async def save_views(self, docs: Mapping[ViewKey, Document], new: AbstractSet[ViewKey] = frozenset()) -> None:
         self.held.views.update(docs)
@@ -127,9 +109,5 @@ def _held(key: K, held: dict[K, Document], flushing: dict[K, Document],
     doc = held.get(key)
     if doc is None:
         doc = flushing.get(key)
-    if doc is None:
-        doc = kept.get(key)
-        if doc is not None:
-            kept.move_to_end(key)
-    return doc
+    return doc if doc is not None else used(kept, key)
 

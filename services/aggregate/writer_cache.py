@@ -68,20 +68,36 @@ class WriterCache:
 
     async def _load(self, kept: OrderedDict[K, Document], limit: int, keys: Iterable[K],
                     load: Callable[[list[K]], Awaitable[dict[K, Document]]]) -> dict[K, Document]:
-        found: dict[K, Document] = {}
-        missing: list[K] = []
-        for key in keys:
-            doc = kept.get(key)
-            if doc is None:
-                missing.append(key)
-            else:
-                kept.move_to_end(key)
-                found[key] = doc
-        if missing:
+        async def remembered(missing: list[K]) -> dict[K, Document]:
             loaded = await load(missing)
             keep(kept, limit, loaded.items())
-            found.update(loaded)
-        return found
+            return loaded
+
+        return await held_or_loaded(keys, lambda key: used(kept, key), remembered)
+
+async def held_or_loaded(keys: Iterable[K], held: Callable[[K], Document | None],
+                         load: Callable[[list[K]], Awaitable[dict[K, Document]]]) -> dict[K, Document]:
+    """The documents of `keys`: those `held` has, and the others from one `load` of them all."""
+    found: dict[K, Document] = {}
+    missing: list[K] = []
+    for key in keys:
+        doc = held(key)
+        if doc is None:
+            missing.append(key)
+        else:
+            found[key] = doc
+    if missing:
+        found.update(await load(missing))
+    return found
+
+
+def used(kept: OrderedDict[K, Document], key: K) -> Document | None:
+    """The document kept under `key`, now the most recently used; None if none is."""
+    doc = kept.get(key)
+    if doc is not None:
+        kept.move_to_end(key)
+    return doc
+
 
 def keep(kept: OrderedDict[K, Document], limit: int, items: Iterable[tuple[K, Document]]) -> None:
     """Remember `items` as the most recently used, dropping the least recently used beyond `limit`."""
