@@ -135,7 +135,7 @@ class Bench:
                 "DMP_RATE_LIMIT_PER_S": "0"}
 
     def keys(self, namespace: str) -> dict[str, dict[str, str]]:
-        """Authorization headers for an officer (every country) and an analyst, stored in the namespace's
+        """Authorization headers for an officer (every country), an analyst and an admin, stored in the namespace's
         database the way `dmp admin keys create` stores them. Empty if this version of the services has no keys."""
         try:
             from shared.auth import make_key
@@ -148,7 +148,7 @@ class Bench:
         client: MongoClient[dict[str, Any]] = MongoClient(self.store.url)
         out = {}
         try:
-            for role in ("officer", "analyst"):
+            for role in ("officer", "analyst", "admin"):
                 new = make_key(pepper, role, None, f"bench-{role}")
                 client[f"dmp_{namespace}"]["api_keys"].insert_one(new.record)
                 out[role] = {"Authorization": f"Bearer {new.key}"}

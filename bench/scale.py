@@ -36,6 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from bench import scale_report
+from bench.console_load import PAGES, ConsolePages
 from bench.http import Pool
 from bench.kafkatools import BenchError
 from bench.options import Options
@@ -519,6 +520,35 @@ async def raw_replay(stack: Stack, budget: float) -> dict[str, Any]:
             "replayed_all": finished, "budget_s": budget}
 
 
+CONSOLE_SAMPLES = 5
+"""Timings of each console page with the data unchanged, and as many right after one more submission was applied."""
+
+
+async def time_console(stack: Stack, corpus: Corpus) -> dict[str, dict[str, Any]]:
+    """Each console page (bench/console_load.py) opened CONSOLE_SAMPLES times after one untimed opening, then as
+    many times each right after one more submission was applied (`<name> cold`); nothing if no browser runs here."""
+    keys = {role: headers["Authorization"].removeprefix("Bearer ") for role, headers in stack.auth.items()}
+    pages = ConsolePages(stack.procs["aggregate"].url, keys)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        await pages.open()
+        for name in PAGES:
+            await pages.load_ms(name)
+            warm = [await pages.load_ms(name) for _ in range(CONSOLE_SAMPLES)]
+            cold = []
+            for _ in range(CONSOLE_SAMPLES):
+                await stack.change_views(corpus)
+                cold.append(await pages.load_ms(name))
+            out[name], out[f"{name} cold"] = scale_report.read_figures(warm), scale_report.read_figures(cold)
+            log(f"  {name}: loaded in {out[name]['p50']} ms p50, {out[name]['p99']} ms max; "
+                f"cold {out[f'{name} cold']['p50']} / {out[f'{name} cold']['p99']} ms")
+    except Exception as exc:  # noqa: BLE001 - a browser that cannot start costs these figures, not the run
+        log(f"  [red]console pages not timed[/]: {exc!r}")
+    finally:
+        await pages.close()
+    return out
+
+
 # --- the run ----------------------------------------------------------------------------------------------------
 
 
@@ -533,6 +563,7 @@ async def measure(stack: Stack, corpus: Corpus, size: int, since: str, opts: Sca
     point["reads_ms"].update({f"{name} cold": figures for name, figures in (await time_reads(
         stack.procs["aggregate"].url, stack.auth, {name: queries[name] for name in KEPT},
         before=lambda: stack.change_views(corpus))).items()})
+    point["console_ms"] = await time_console(stack, corpus)
     stored = store_bytes(b, f"dmp_{stack.ns}")
     kafka = kafka_bytes(b, stack.all_topics)
     point.update({"store_bytes": stored, "kafka_bytes": kafka,

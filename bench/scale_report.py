@@ -15,6 +15,8 @@ AGGREGATE_RATIO_GOAL = 0.8
 """aggregate's rate at the largest size ÷ its rate at the smallest should be at least this."""
 REBUILD_RATIO_GOAL = 0.5
 """`dmp admin views rebuild`'s events/s ÷ the raw replay's should be at least this."""
+CONSOLE_GOAL_MS = 1000.0
+"""Every console page loads in under a second (bench/console_load.py), judged on the slowest of its timings."""
 STORE_RSS_GOAL_MB = 1024.0
 RSS_GROWTH_LIMIT = 1.2
 """A service's resident memory "grows with stored submissions" when it is over this many times its RSS at the
@@ -64,6 +66,10 @@ def goals(points: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     measured = any(p.get("reads_ms") for p in points)
     out["reads_p99"] = {"goal_ms": READ_P99_GOAL_MS, "met": (not any(slow.values())) if measured else None,
                         "over_goal": slow}
+    late = {str(p["submissions"]): sorted(name for name, r in p.get("console_ms", {}).items()
+                                          if r.get("p99") is None or r["p99"] >= CONSOLE_GOAL_MS) for p in points}
+    out["console_load"] = {"goal_ms": CONSOLE_GOAL_MS, "over_goal": late,
+                           "met": (not any(late.values())) if any(p.get("console_ms") for p in points) else None}
     rates = [p.get("aggregate", {}).get("per_s") for p in points]
     ratio = rates[-1] / rates[0] if len(rates) > 1 and rates[0] and rates[-1] else None
     out["aggregate_rate"] = {"goal": AGGREGATE_RATIO_GOAL, "ratio": rounded(ratio),
@@ -125,6 +131,11 @@ def table(doc: Mapping[str, Any]) -> Table:
         over = [name in slow for slow in judged["reads_p99"]["over_goal"].values()]
         row(name, [_ms(p.get("reads_ms", {}).get(name)) for p in points], f"p99 ≤ {READ_P99_GOAL_MS:.0f} ms",
             not any(over), judge=True)
+    pages = sorted({name for p in points for name in p.get("console_ms", {})})
+    for name in pages:
+        over = [name in late for late in judged.get("console_load", {}).get("over_goal", {}).values()]
+        row(f"{name} load", [_ms(p.get("console_ms", {}).get(name)) for p in points],
+            f"max < {CONSOLE_GOAL_MS:,.0f} ms", not any(over), judge=True)
     row("store bytes / submission", [_number(p.get("store_bytes_per_submission")) for p in points])
     row("Kafka bytes / submission", [_number(p.get("kafka_bytes_per_submission")) for p in points])
     row("rebuild events/s", [_number(p.get("rebuild", {}).get("per_s"), "/s") for p in points])

@@ -103,6 +103,25 @@ def test_table_has_a_column_per_size_and_says_which_goals_are_met() -> None:
                                          "300 s (replayed in 155 s; stopped while comparing)"]
 
 
+def test_console_pages_are_judged_on_their_slowest_load_and_shown_beside_the_reads() -> None:
+    points = [point(10_000, 1000.0, 90.0, 600.0, 1000.0, 500.0, 100.0),
+              point(100_000, 900.0, 90.0, 600.0, 1000.0, 500.0, 100.0)]
+    points[0]["console_ms"] = {"console map": {"p50": 400.0, "p99": 700.0, "n": 5}}
+    points[1]["console_ms"] = {"console map": {"p50": 600.0, "p99": 1200.0, "n": 5},
+                               "console audit": {"p50": 300.0, "p99": 999.0, "n": 5}}
+    judged = scale_report.goals(points)
+    assert judged["console_load"]["over_goal"] == {"10000": [], "100000": ["console map"]}
+    assert judged["console_load"]["met"] is False
+    console = Console(width=200, record=True, color_system=None)
+    console.print(scale_report.table({"checkpoints": points, "goals": judged}))
+    lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+             for line in console.export_text().splitlines() if line.startswith("│")}
+    assert lines["console map load"] == ["400 / 700", "600 / 1,200", "max < 1,000 ms", "no"]
+    assert lines["console audit load"] == ["n/a", "300 / 999", "max < 1,000 ms", "yes"]
+    unmeasured = point(10_000, 1000.0, 90.0, 600.0, 1000.0, 500.0, 100.0)
+    assert scale_report.goals([unmeasured])["console_load"]["met"] is None
+
+
 def received(body: dict[str, Any]) -> SubmissionReceived:
     data = dict(body["data"])
     if body["type"] == "training":  # as ingest passes it on: the participant known by a pseudonym only
