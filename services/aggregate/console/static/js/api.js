@@ -40,17 +40,20 @@ export async function api(path, { service = 'aggregate', method = 'GET', body, p
   return data;
 }
 
-/** Every item of a paged view (`{items, next}`), following the cursor. */
-export async function allItems(path, params = {}, limit = 20) {
+const PAGE_MAX = 1000; // the most items the API answers in one page: each page is a round trip, one after another
+
+/** Every item of a paged view (`{items, next}`), following the cursor; an error past `pages` pages of PAGE_MAX
+ * items, rather than figures drawn from part of them. */
+export async function allItems(path, params = {}, pages = 50) {
   const items = [];
   let cursor = null;
-  for (let page = 0; page < limit; page += 1) {
-    const body = await api(path, { params: { ...params, cursor } });
+  for (let page = 0; page < pages; page += 1) {
+    const body = await api(path, { params: { limit: PAGE_MAX, ...params, cursor } });
     items.push(...body.items);
     cursor = body.next;
-    if (!cursor) break;
+    if (!cursor) return items;
   }
-  return items;
+  throw new Error(`more than ${items.length} rows of ${path}: narrow the filters`);
 }
 
 /** The URL of a view or export (for links such as CSV downloads). */

@@ -57,11 +57,12 @@ async function load() {
   const { drug, year, route } = filters;
   const period = year ? { from: `${year}-01-01`, to: `${year}-12-31` } : {};
   say('Loading…');
-  const [rows, { points, more }] = await Promise.all([
+  const [rows, { points, more }, shapes] = await Promise.all([
     allItems('/v1/views/seizures', { drug, year }),
     features({ drug, route, ...period }),
+    outlines ?? fetch('assets/countries.json').then((response) => response.json()),
   ]);
-  outlines ??= await (await fetch('assets/countries.json')).json();
+  outlines = shapes;
   const { unit, byCountry } = totals(rows);
   const max = Math.max(0, ...Object.values(byCountry));
   const svg = el('svg:svg', { viewBox: frame(points), class: 'map', role: 'img',
