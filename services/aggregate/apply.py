@@ -156,7 +156,8 @@ def place(record: Document, partition: int, event: Event) -> None:
     record["listed_partition"], record["listed_offset"] = partition, event.seq
 
 
-def _latest(entry: Document) -> str:
+def latest_received(entry: Document) -> str:
+    """The latest received time up to a listing entry written by `listing_entries`: its `m`, or its own."""
     return str(entry["m"] if "m" in entry else entry["received_at"])
 
 
@@ -179,16 +180,18 @@ async def listing_entries(repository: Writes, received: Mapping[int, Sequence[Ev
     if unknown:
         before = {e["_id"]: e for e in await repository.load_listing(unknown.values())}
         for p, key in unknown.items():
-            latest[p] = _latest(before[key]) if key in before else None
+            latest[p] = latest_received(before[key]) if key in before else None
     entries: list[Document] = []
     for p, events in received.items():
         top = latest.get(p)
+        top_at = datetime.fromisoformat(top) if top is not None else None
         for event in events:
             entry = listing_entry(p, event)
-            if top is not None and datetime.fromisoformat(event.received_at) < datetime.fromisoformat(top):
+            at = datetime.fromisoformat(event.received_at)
+            if top_at is not None and at < top_at:
                 entry["m"] = top
             else:
-                top = event.received_at
+                top, top_at = event.received_at, at
             entries.append(entry)
         if events:
             order.latest[p] = (events[-1].seq + 1, top)

@@ -38,7 +38,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from services.aggregate.apply import LATE, LISTING_WINDOW, VALUE_WINDOW, late_key, value_key, window_key
+from services.aggregate.apply import (
+    LATE,
+    LISTING_WINDOW,
+    VALUE_WINDOW,
+    late_key,
+    latest_received,
+    value_key,
+    window_key,
+)
 from services.aggregate.paging import PAGE_MAX, RepositoryDep, bad_query, csv_response, cursor_bytes, encode_cursor
 from services.aggregate.repository import Repository
 from shared.access import allow
@@ -359,7 +367,7 @@ def latest(entry: Document, ordered: bool) -> datetime:
     """The latest time an entry up to `entry` in its partition was received: its `m` or its own received time
     (apply.listing_entries) where entries are `ordered`; before, as far as CLOCK_SLACK allows."""
     if ordered:
-        return instant(entry["m"] if "m" in entry else entry["received_at"])
+        return instant(latest_received(entry))
     return _moved(instant(entry["received_at"]), CLOCK_SLACK)
 
 

@@ -57,6 +57,7 @@ FROM_FIELDS = ("listed_from", "windowed_from", "ordered_from")
 """Fields of a received partition's progress that say from which offset on its listing data has a property
 (apply.progress_documents): each keeps the least offset it was ever given."""
 
+
 class Writes(Protocol):
     """What projecting a batch needs of a repository (worker.apply_records)."""
 
@@ -108,7 +109,6 @@ class Repository(Writes, Protocol):
     async def load_progress(self) -> list[Document]:
         """Per topic partition, how far the worker has processed: `{kind, partition, next_offset, at}`."""
         ...
-
 
     async def load_listed(self, ids: Iterable[str]) -> dict[str, Document]:
         """The submission records among `ids` as the listing shows them: without their history."""

@@ -75,6 +75,7 @@ class WriterCache:
 
         return await held_or_loaded(keys, lambda key: used(kept, key), remembered)
 
+
 async def held_or_loaded(keys: Iterable[K], held: Callable[[K], Document | None],
                          load: Callable[[list[K]], Awaitable[dict[K, Document]]]) -> dict[K, Document]:
     """The documents of `keys`: those `held` has, and the others from one `load` of them all."""
