@@ -206,10 +206,13 @@ async def list_submissions(repository: Repository, selection: Selection, positio
     stop = _moved(selection.received_to, CLOCK_SLACK) if selection.received_to is not None else None
     found: list[SubmissionListItem] = []
     waiting: set[int] = set()
+    considered = 0
     while len(found) < limit and walk.entries_read < SCAN_BUDGET:
-        candidates = await _merged(repository, walk, min(limit - len(found), walk.chunk * len(ends)), stop)
+        candidates = await _merged(repository, walk, min(_more(limit - len(found), considered, len(found)),
+                                                         walk.chunk * len(ends)), stop)
         if not candidates:
             break
+        considered += len(candidates)
         wanted = {e["id"] for _, e in candidates if selection.admits_entry(e)}
         records = await repository.load_listed(wanted) if wanted else {}
         for index, (partition, entry) in enumerate(candidates):
@@ -231,6 +234,13 @@ async def list_submissions(repository: Repository, selection: Selection, positio
     positions = walk.positions()
     done = not waiting and len(found) < limit and all(positions[p] >= walk.ends[p] for p in walk.ends)
     return found, None if done else positions
+
+
+def _more(wanted: int, considered: int, found: int) -> int:
+    """Entries to consider next for `wanted` more items: twice as many as it took per item found so far (a filter
+    checked on the records admits a share of them, which varies), so that a page is not completed one round trip
+    at a time; those not needed are put back."""
+    return wanted if not considered else 2 * math.ceil(wanted * considered / max(found, 1))
 
 
 def _moved(at: datetime, by: timedelta) -> datetime:
@@ -270,17 +280,20 @@ async def _merged(repository: Repository, walk: Walk, count: int,
 
 
 async def _fill(repository: Repository, walk: Walk) -> None:
-    """Read the next chunk of offsets of every partition with nothing read ahead, until each has some or is done."""
+    """Read the next chunk of offsets of every partition with nothing read ahead, until each has some or is done;
+    partitions with less than half a chunk left are read in the same lookup, since the merge soon needs them too."""
     while walk.entries_read < SCAN_BUDGET:
-        empty = [p for p in walk.ends if not walk.ahead.get(p) and walk.read[p] < walk.ends[p]]
-        if not empty:
+        unread = [p for p in walk.ends if walk.read[p] < walk.ends[p]]
+        if all(walk.ahead.get(p) for p in unread):
             return
-        reads = await _next_offsets(repository, walk, empty)
+        low = [p for p in unread if len(walk.ahead.get(p, ())) < walk.chunk // 2]
+        reads = await _next_offsets(repository, walk, low)
         found = await repository.load_listing([f"{p}:{o}" for p, (offsets, _) in reads.items() for o in offsets])
         walk.entries_read += sum(len(offsets) for offsets, _ in reads.values())
         for p, (_, after) in reads.items():
             walk.read[p] = after
-            walk.ahead[p] = sorted((e for e in found if e["_id"].startswith(f"{p}:")), key=offset_of)
+            walk.ahead[p] = [*walk.ahead.get(p, ()),
+                             *sorted((e for e in found if e["_id"].startswith(f"{p}:")), key=offset_of)]
 
 
 async def _next_offsets(repository: Repository, walk: Walk, partitions: list[int]) -> dict[int, tuple[list[int], int]]:
