@@ -28,6 +28,7 @@ fewer than `limit` items, or none, and a `next` cursor: follow it until it is nu
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
 from collections.abc import Mapping
@@ -346,8 +347,8 @@ async def _read_late(repository: Repository, walk: Walk, since: datetime) -> Non
         return
     keys = [late_key(first, hour) for hour in range(since.hour, 24)]
     keys += [late_key(first + timedelta(days=n)) for n in range(1, (last - first).days + 1)]
-    walk.late_until = await _starts(repository, walk.ends, _moved(since, -LATE), walk.ordered_from, walk.read)
-    found = await repository.load_listing(keys)
+    walk.late_until, found = await asyncio.gather(_starts(repository, walk.ends, _moved(since, -LATE),
+                                                          walk.ordered_from, walk.read), repository.load_listing(keys))
     walk.entries_read += len(keys)
     walk.late = {p: sorted({o for d in found for o in d.get(f"o{p}", ())}) for p in walk.ends}
 
