@@ -6,6 +6,7 @@ import csv
 import io
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -56,6 +57,7 @@ from shared.audit import entry as audit_entry
 from shared.envelope import utcnow
 from shared.problems import KEYED, problems
 from shared.reference import CaseType, Market, Route
+from shared.store import Document
 
 
 async def audit_exports(request: Request) -> None:
@@ -117,6 +119,37 @@ class Page(BaseModel):
     next: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last page.")
 
 
+@dataclass(frozen=True)
+class Table:
+    """A table view: its name, how a document becomes a row, the row's model and the JSON page's."""
+
+    view: str
+    row: Callable[[Document], BaseModel]
+    model: type[BaseModel]
+    page: type[Page]
+
+
+async def table_page(request: Request, repository: Repository, answers: Answers, table: Table,
+                     filters: dict[str, Any], cursor: str | None, limit: int, format_: str) -> Response:
+    """One page of a table view: CSV (each page an audited export, answered afresh), or JSON kept until a view
+    changes, since dashboards read the same pages again and again."""
+
+    async def rows() -> tuple[list[BaseModel], str | None]:
+        docs, next_cursor = await page_of(repository, table.view, filters, cursor, limit)
+        return [table.row(d) for d in docs], next_cursor
+
+    if format_ == "csv":
+        items, next_cursor = await rows()
+        return csv_response(request, items, table.model, next_cursor, table.view)
+
+    async def page() -> BaseModel:
+        items, next_cursor = await rows()
+        return table.page(items=items, next=next_cursor)
+
+    key = (table.view, orjson.dumps(filters, option=orjson.OPT_SORT_KEYS), limit, cursor)
+    return await kept(answers, repository, key, page)
+
+
 class SeizurePage(Page):
     items: list[SeizureRow]
 
@@ -140,64 +173,49 @@ class TrainingPage(Page):
 
 
 @router.get("/v1/views/seizures", response_model=SeizurePage, responses=CSV)
-async def seizures_view(request: Request, repository: RepositoryDep, country: Country = None, year: Year = None,
-                        drug: Drug = None, limit: Limit = 100, cursor: Cursor = None,
-                        format_: Format = "json") -> SeizurePage | Response:
+async def seizures_view(request: Request, repository: RepositoryDep, answers: AnswersDep, country: Country = None,
+                        year: Year = None, drug: Drug = None, limit: Limit = 100, cursor: Cursor = None,
+                        format_: Format = "json") -> Response:
     """Seizures by country × year × drug (the questionnaire's national table), in normalised units."""
-    docs, next_cursor = await page_of(repository, "seizures", _filters(country=country, year=year, drug=drug),
-                                      cursor, limit)
-    items = [seizure_row(d) for d in docs]
-    if format_ == "csv":
-        return csv_response(request, items, SeizureRow, next_cursor, "seizures")
-    return SeizurePage(items=items, next=next_cursor)
+    return await table_page(request, repository, answers, Table("seizures", seizure_row, SeizureRow, SeizurePage),
+                            _filters(country=country, year=year, drug=drug), cursor, limit, format_)
 
 
 @router.get("/v1/views/routes", response_model=RoutePage, responses=CSV)
 async def routes_view(
-    request: Request, repository: RepositoryDep,
+    request: Request, repository: RepositoryDep, answers: AnswersDep,
     route: Annotated[Route | None, Query()] = None,
     drug: Drug = None,
     from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM")] = None,
     to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM")] = None,
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
-) -> RoutePage | Response:
+) -> Response:
     """Trend by route × month × drug: cases and quantity in normalised units."""
-    filters = _filters(route=route, drug=drug, month=range_filter(from_, to))
-    docs, next_cursor = await page_of(repository, "routes", filters, cursor, limit)
-    items = [route_row(d) for d in docs]
-    if format_ == "csv":
-        return csv_response(request, items, RouteRow, next_cursor, "routes")
-    return RoutePage(items=items, next=next_cursor)
+    return await table_page(request, repository, answers, Table("routes", route_row, RouteRow, RoutePage),
+                            _filters(route=route, drug=drug, month=range_filter(from_, to)), cursor, limit, format_)
 
 
 @router.get("/v1/views/prices", response_model=PricePage, responses=CSV)
 async def prices_view(
-    request: Request, repository: RepositoryDep, country: Country = None, year: Year = None, drug: Drug = None,
-    market: Annotated[Market | None, Query()] = None,
+    request: Request, repository: RepositoryDep, answers: AnswersDep, country: Country = None, year: Year = None,
+    drug: Drug = None, market: Annotated[Market | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
-) -> PricePage | Response:
+) -> Response:
     """Prices per gram by country × year × drug × market, per currency: observations, min, max and mean."""
-    filters = _filters(country=country, year=year, drug=drug, market=market)
-    docs, next_cursor = await page_of(repository, "prices", filters, cursor, limit)
-    items = [price_row(d) for d in docs]
-    if format_ == "csv":
-        return csv_response(request, items, PriceRow, next_cursor, "prices")
-    return PricePage(items=items, next=next_cursor)
+    return await table_page(request, repository, answers, Table("prices", price_row, PriceRow, PricePage),
+                            _filters(country=country, year=year, drug=drug, market=market), cursor, limit, format_)
 
 
 @router.get("/v1/views/financial", response_model=FinancialPage, responses=CSV)
 async def financial_view(
-    request: Request, repository: RepositoryDep, country: Country = None, year: Year = None,
+    request: Request, repository: RepositoryDep, answers: AnswersDep, country: Country = None, year: Year = None,
     case_type: Annotated[CaseType | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
-) -> FinancialPage | Response:
+) -> Response:
     """Illicit financial flow cases by country × year × case type, per currency."""
-    filters = _filters(country=country, year=year, case_type=case_type)
-    docs, next_cursor = await page_of(repository, "financial", filters, cursor, limit)
-    items = [financial_row(d) for d in docs]
-    if format_ == "csv":
-        return csv_response(request, items, FinancialRow, next_cursor, "financial")
-    return FinancialPage(items=items, next=next_cursor)
+    return await table_page(request, repository, answers, Table("financial", financial_row, FinancialRow,
+                                                                 FinancialPage),
+                            _filters(country=country, year=year, case_type=case_type), cursor, limit, format_)
 
 
 def _day(value: str | None, parameter: str) -> str | None:

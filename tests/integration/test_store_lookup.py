@@ -156,7 +156,7 @@ async def test_documents_of_every_kind_of_value_read_back_exactly_as_written(col
     """What the store decodes (its own JSON form, infra/ferretdb/patches/13-sjson-decoder.patch) is what was
     written: text with escapes and characters outside ASCII, the extremes of each number type, nested values."""
     when = datetime(2026, 12, 7, 23, 59, 59, 999000, tzinfo=UTC)
-    written = [
+    written: list[dict[str, Any]] = [
         {"_id": "text", "plain": "heroin", "escaped": 'a "quoted" \\ back\\slash\n\t/\u2028',
          "unicode": "Тоҷикистон 🚚", "empty": "", "control": "\x01\x1f"},
         {"_id": "numbers", "int32": [-2**31, -1, 0, 2**31 - 1], "int64": [-2**63, 2**31, 2**53 + 1, 2**63 - 1],

@@ -154,3 +154,34 @@ async def test_another_process_s_batch_shows_once_its_progress_is_written(
     assert repository.view_writes == 0
     features = (await read(client, "/v1/views/map"))["features"]
     assert sorted(f["properties"]["id"] for f in features) == ["s1", "s2"]
+
+
+async def test_a_table_page_is_kept_until_a_seizure_changes_it_and_csv_is_answered_afresh(
+        served: tuple[InMemoryRepository, httpx.AsyncClient]) -> None:
+    repository, client = served
+    log = Validated()
+    await apply_records(repository, log.batch(("s1", "seizure", seizure(quantity=1500))), TOPICS)
+    routes: dict[str, Any] = {"drug": "heroin", "limit": 1000}
+    assert [(r["cases"], r["quantity"]) for r in (await read(client, "/v1/views/routes", **routes))["items"]] == [
+        (1, 1.5)]
+    queried = []
+    query_view = repository.query_view
+
+    async def counted(*args: Any) -> Any:
+        queried.append(args[0])
+        return await query_view(*args)
+
+    repository.query_view = counted  # type: ignore[method-assign,assignment]
+    assert (await read(client, "/v1/views/routes", **routes))["items"][0]["cases"] == 1
+    assert queried == []  # kept: the view was not read again
+
+    await apply_records(repository, log.batch(("s2", "seizure", seizure(quantity=500))), TOPICS)
+    assert [(r["cases"], r["quantity"]) for r in (await read(client, "/v1/views/routes", **routes))["items"]] == [
+        (2, 2.0)]
+    assert [(r["cases"], r["quantity"]) for r in (await read(client, "/v1/views/seizures", drug="heroin"))["items"]] \
+        == [(2, 2.0)]
+    assert queried == ["routes", "seizures"]
+    for _ in range(2):
+        csv = await client.get("/v1/views/routes", params={**routes, "format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].count(",2,2.0,") == 1
+    assert queried == ["routes", "seizures", "routes", "routes"]
