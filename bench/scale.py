@@ -340,7 +340,9 @@ def reads(since: str, some_id: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-KEPT = ("trainings", "trainings country+year", "fact-sheet", "map", "map drug+from+to")
+KEPT = ("seizures", "seizures country", "seizures country+year", "seizures drug", "routes", "routes route+drug",
+        "routes from+to", "prices", "prices country+year", "prices drug+market", "financial",
+        "financial country+year", "trainings", "trainings country+year", "fact-sheet", "map", "map drug+from+to")
 """The reads whose answers aggregate keeps until a view changes (services/aggregate/answers.py): timed again as
 `<name> cold`, each sample right after one more submission was applied."""
 

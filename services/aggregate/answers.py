@@ -1,8 +1,8 @@
-"""Answers of the reads that count distinct people or draw the map, kept until the views change.
+"""Answers of the views' reads, kept until the views change.
 
 Distinct people are counted when read (projection.py says why), so the trainings view and the fact
-sheet read every trainee and repeat of their selection, and a map page reads a thousand points. Their
-answers are kept here, keyed by the request and by the state of the views read: the generation, how
+sheet read every trainee and repeat of their selection; a map page reads a thousand points, and a page
+of a table view every shard of its buckets. Their JSON answers are kept here, keyed by the request and by the state of the views read: the generation, how
 many times this process's own worker has written view documents, and the validated topic's progress
 per partition (what every worker, in any process, has applied). Only the validated topic's events
 (validated and withdrawn versions) change a view.
