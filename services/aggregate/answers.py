@@ -2,9 +2,10 @@
 
 Distinct people are counted when read (projection.py says why), so the trainings view and the fact
 sheet read every trainee and repeat of their selection; a map page reads a thousand points, and a page
-of a table view every shard of its buckets. Their JSON answers are kept here, keyed by the request and by the state of the views read: the generation, how
-many times this process's own worker has written view documents, and the validated topic's progress
-per partition (what every worker, in any process, has applied). Only the validated topic's events
+of a table view every shard of its buckets. Their JSON answers are kept here, keyed by the request and
+by the state of the views read: the generation, how many times this process's own worker has written
+view documents, and the validated topic's progress per partition (what every worker, in any process,
+has applied). Only the validated topic's events
 (validated and withdrawn versions) change a view.
 
 A worker writes a batch's view documents first, then the submission records together with progress.

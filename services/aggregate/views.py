@@ -172,13 +172,19 @@ class TrainingPage(Page):
                                               "the same course title, in any year; the same on every page.")
 
 
+SEIZURES = Table("seizures", seizure_row, SeizureRow, SeizurePage)
+ROUTES = Table("routes", route_row, RouteRow, RoutePage)
+PRICES = Table("prices", price_row, PriceRow, PricePage)
+FINANCIAL = Table("financial", financial_row, FinancialRow, FinancialPage)
+
+
 @router.get("/v1/views/seizures", response_model=SeizurePage, responses=CSV)
 async def seizures_view(request: Request, repository: RepositoryDep, answers: AnswersDep, country: Country = None,
                         year: Year = None, drug: Drug = None, limit: Limit = 100, cursor: Cursor = None,
                         format_: Format = "json") -> Response:
     """Seizures by country × year × drug (the questionnaire's national table), in normalised units."""
-    return await table_page(request, repository, answers, Table("seizures", seizure_row, SeizureRow, SeizurePage),
-                            _filters(country=country, year=year, drug=drug), cursor, limit, format_)
+    filters = _filters(country=country, year=year, drug=drug)
+    return await table_page(request, repository, answers, SEIZURES, filters, cursor, limit, format_)
 
 
 @router.get("/v1/views/routes", response_model=RoutePage, responses=CSV)
@@ -191,8 +197,8 @@ async def routes_view(
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
 ) -> Response:
     """Trend by route × month × drug: cases and quantity in normalised units."""
-    return await table_page(request, repository, answers, Table("routes", route_row, RouteRow, RoutePage),
-                            _filters(route=route, drug=drug, month=range_filter(from_, to)), cursor, limit, format_)
+    filters = _filters(route=route, drug=drug, month=range_filter(from_, to))
+    return await table_page(request, repository, answers, ROUTES, filters, cursor, limit, format_)
 
 
 @router.get("/v1/views/prices", response_model=PricePage, responses=CSV)
@@ -202,8 +208,8 @@ async def prices_view(
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
 ) -> Response:
     """Prices per gram by country × year × drug × market, per currency: observations, min, max and mean."""
-    return await table_page(request, repository, answers, Table("prices", price_row, PriceRow, PricePage),
-                            _filters(country=country, year=year, drug=drug, market=market), cursor, limit, format_)
+    filters = _filters(country=country, year=year, drug=drug, market=market)
+    return await table_page(request, repository, answers, PRICES, filters, cursor, limit, format_)
 
 
 @router.get("/v1/views/financial", response_model=FinancialPage, responses=CSV)
@@ -213,9 +219,8 @@ async def financial_view(
     limit: Limit = 100, cursor: Cursor = None, format_: Format = "json",
 ) -> Response:
     """Illicit financial flow cases by country × year × case type, per currency."""
-    return await table_page(request, repository, answers, Table("financial", financial_row, FinancialRow,
-                                                                 FinancialPage),
-                            _filters(country=country, year=year, case_type=case_type), cursor, limit, format_)
+    filters = _filters(country=country, year=year, case_type=case_type)
+    return await table_page(request, repository, answers, FINANCIAL, filters, cursor, limit, format_)
 
 
 def _day(value: str | None, parameter: str) -> str | None:
